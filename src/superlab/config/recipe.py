@@ -1,0 +1,309 @@
+"""Pydantic models for every section of a recipe. Every knob has a default here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class FieldError(ValueError):
+    """A cross-field check that failed; ``field`` is appended to the error's dotted path."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class Section(BaseModel):
+    """Base for every recipe section: unknown keys are errors, assignment is checked."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class SourceConfig(Section):
+    """Where documents come from."""
+
+    kind: Literal["wiki_demo", "jsonl"] = "wiki_demo"
+    # jsonl: files or globs; each line an object with a text field.
+    paths: list[str] = Field(default_factory=list)
+    text_field: str = "text"
+    id_field: str | None = "id"
+    # wiki_demo: how many source articles to draw (None = all 10,033) and the
+    # seed that plants duplicates, boilerplate, spam and foreign pages.
+    max_articles: int | None = Field(default=None, ge=1)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _paths_for_jsonl(self) -> SourceConfig:
+        if self.kind == "jsonl" and not self.paths:
+            raise FieldError("paths", "kind 'jsonl' needs at least one entry in 'paths'")
+        return self
+
+
+class FilterConfig(Section):
+    """Quality filters. Thresholds are Gopher's (Rae et al. 2021, appendix A) and C4's."""
+
+    min_words: int = Field(default=50, ge=0)
+    max_words: int = Field(default=100_000, ge=1)
+    # Gopher: mean word length within [3, 10] characters.
+    min_mean_word_length: float = 3.0
+    max_mean_word_length: float = 10.0
+    # Gopher: symbol-to-word ratio (# and ellipsis) at most 0.1.
+    max_symbol_word_ratio: float = Field(default=0.1, ge=0)
+    # Gopher: at most 90% of lines start with a bullet, at most 30% end with an ellipsis.
+    max_bullet_lines_ratio: float = Field(default=0.9, ge=0, le=1)
+    max_ellipsis_lines_ratio: float = Field(default=0.3, ge=0, le=1)
+    # Gopher: at least 80% of words contain an alphabetic character.
+    min_alpha_words_ratio: float = Field(default=0.8, ge=0, le=1)
+    # Gopher: at least 2 of the English stop words (the, be, to, of, and, that, have, with).
+    min_stop_words: int = Field(default=2, ge=0)
+    # Gopher repetition: fraction of characters in duplicated lines at most 0.2,
+    # top 2-gram character fraction at most 0.2.
+    max_dup_line_char_ratio: float = Field(default=0.2, ge=0, le=1)
+    max_top_2gram_char_ratio: float = Field(default=0.2, ge=0, le=1)
+    # C4 line rules: drop lines without terminal punctuation, with fewer than 3
+    # words, or mentioning javascript / cookie-policy boilerplate.
+    c4_lines: bool = True
+
+
+class DedupConfig(Section):
+    """Deduplication settings."""
+
+    exact: bool = True
+
+
+class DataConfig(Section):
+    """Documents in, clean deduplicated text out, then tokenized shards."""
+
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    filters: FilterConfig = Field(default_factory=FilterConfig)
+    dedup: DedupConfig = Field(default_factory=DedupConfig)
+    heldout_fraction: float = Field(default=0.02, ge=0, lt=0.5)
+    shard_tokens: int = Field(default=1_000_000, ge=1024)
+    workers: int = Field(default=0, ge=0, description="0 = all cores")
+
+
+# ---------------------------------------------------------------------- tokenizer
+
+
+class TokenizerConfig(Section):
+    """Byte-level BPE trained on the cleaned corpus."""
+
+    vocab_size: int = Field(default=4096, ge=260, le=1_000_000)
+    min_frequency: int = Field(default=2, ge=1)
+
+
+# -------------------------------------------------------------------------- model
+
+
+class AttentionConfig(Section):
+    """Which tokens a query may see. All kinds are causal."""
+
+    kind: Literal["full", "sliding", "chunked"] = "full"
+    window: int | None = Field(
+        default=None, ge=1, description="sliding: tokens seen, self included"
+    )
+    chunk_size: int | None = Field(default=None, ge=1, description="chunked: tokens per chunk")
+
+    @model_validator(mode="after")
+    def _kind_needs(self) -> AttentionConfig:
+        if self.kind == "sliding" and self.window is None:
+            raise FieldError("window", "kind 'sliding' needs 'window'")
+        if self.kind == "chunked" and self.chunk_size is None:
+            raise FieldError("chunk_size", "kind 'chunked' needs 'chunk_size'")
+        return self
+
+
+class MoEConfig(Section):
+    """Token-choice top-k Mixture of Experts with SwiGLU experts."""
+
+    num_experts: int = Field(default=4, ge=1)
+    top_k: int = Field(default=2, ge=1)
+    expert_hidden: int | None = Field(default=None, ge=1, description="None = the dense ffn_hidden")
+    num_shared_experts: int = Field(default=0, ge=0)
+    every: int = Field(default=2, ge=1, description="MoE in every n-th layer (the last of each n)")
+    aux_loss_coef: float = Field(default=0.01, ge=0)
+    z_loss_coef: float = Field(default=0.001, ge=0)
+
+    @model_validator(mode="after")
+    def _top_k_fits(self) -> MoEConfig:
+        if self.top_k > self.num_experts:
+            raise FieldError(
+                "top_k", f"top_k ({self.top_k}) must not exceed num_experts ({self.num_experts})"
+            )
+        return self
+
+
+class ModelConfig(Section):
+    """A decoder-only transformer: RMSNorm, RoPE, grouped-query attention, SwiGLU."""
+
+    d_model: int = Field(default=128, ge=8)
+    n_layers: int = Field(default=4, ge=1)
+    n_heads: int = Field(default=4, ge=1)
+    n_kv_heads: int | None = Field(default=None, ge=1, description="None = n_heads (no GQA)")
+    ffn_hidden: int | None = Field(
+        default=None, ge=1, description="None = 8/3 d_model, rounded up to 32"
+    )
+    vocab_size: int | None = Field(default=None, ge=2, description="None = the tokenizer's")
+    max_seq_len: int = Field(default=256, ge=8)
+    rope_theta: float = Field(default=10_000.0, gt=0)
+    norm_eps: float = Field(default=1e-5, gt=0)
+    tie_embeddings: bool = True
+    attention: AttentionConfig = Field(default_factory=AttentionConfig)
+    moe: MoEConfig | None = None
+
+    @model_validator(mode="after")
+    def _shapes(self) -> ModelConfig:
+        if self.d_model % self.n_heads:
+            raise FieldError(
+                "n_heads", f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})"
+            )
+        if (self.d_model // self.n_heads) % 2:
+            raise FieldError(
+                "n_heads",
+                f"head dim d_model/n_heads ({self.d_model // self.n_heads}) must be even for RoPE",
+            )
+        kv = self.n_kv_heads or self.n_heads
+        if self.n_heads % kv:
+            raise FieldError(
+                "n_kv_heads", f"n_kv_heads ({kv}) must divide n_heads ({self.n_heads})"
+            )
+        return self
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_heads or self.n_heads
+
+    @property
+    def hidden(self) -> int:
+        if self.ffn_hidden is not None:
+            return self.ffn_hidden
+        h = int(8 * self.d_model / 3)
+        return (h + 31) // 32 * 32
+
+    def is_moe_layer(self, layer: int) -> bool:
+        """True when layer ``layer`` (0-based) uses the MoE MLP."""
+        return self.moe is not None and (layer + 1) % self.moe.every == 0
+
+
+# -------------------------------------------------------------------------- train
+
+
+class TrainConfig(Section):
+    """The training loop: AdamW with warmup + cosine decay, checkpoints, held-out loss."""
+
+    steps: int = Field(default=200, ge=1)
+    batch_size: int = Field(default=16, ge=1)
+    seq_len: int = Field(default=256, ge=8)
+    grad_accum: int = Field(default=1, ge=1)
+    lr: float = Field(default=3e-3, gt=0)
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
+    warmup_steps: int = Field(default=20, ge=0)
+    weight_decay: float = Field(default=0.1, ge=0)
+    beta1: float = Field(default=0.9, ge=0, lt=1)
+    beta2: float = Field(default=0.95, ge=0, lt=1)
+    grad_clip: float = Field(default=1.0, ge=0, description="0 = off")
+    log_every: int = Field(default=10, ge=1)
+    eval_every: int = Field(default=50, ge=1)
+    eval_batches: int = Field(default=4, ge=1)
+    ckpt_every: int = Field(default=50, ge=1)
+    keep_last: int = Field(default=2, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int = Field(default=0, ge=0, description="torch CPU threads; 0 = all cores")
+    seed: int = 1234
+
+
+# --------------------------------------------------------------------------- eval
+
+
+class EvalConfig(Section):
+    """Evaluation of the newest checkpoint."""
+
+    perplexity: bool = True
+    batches: int = Field(default=8, ge=1)
+
+
+# -------------------------------------------------------------------------- serve
+
+
+class ServeConfig(Section):
+    """Sampling settings; the run's serve stage answers ``prompts`` as a smoke test."""
+
+    prompts: list[str] = Field(default_factory=lambda: ["The history of", "In mathematics,"])
+    max_new_tokens: int = Field(default=48, ge=1)
+    temperature: float = Field(default=0.8, ge=0, description="0 = greedy")
+    top_k: int | None = Field(default=40, ge=1)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    seed: int = 0
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+
+
+# --------------------------------------------------------------------------- plan
+
+
+class PlanConfig(Section):
+    """What training this recipe's model would cost at scale."""
+
+    accelerator: str = "h100-sxm"
+    precision: Literal["bf16", "fp8"] = "bf16"
+    num_gpus: int = Field(default=8, ge=1)
+    mfu: float = Field(default=0.4, gt=0, le=1)
+    goodput: float = Field(default=0.9, gt=0, le=1)
+    pue: float = Field(default=1.2, ge=1)
+    price_per_gpu_hour: float = Field(default=2.5, ge=0)
+    # Tokens for the scaled-up estimate; None = 20 x parameters (Chinchilla).
+    target_tokens: float | None = Field(default=None, gt=0)
+
+
+# ------------------------------------------------------------------------- recipe
+
+
+class Recipe(Section):
+    """One run, from web documents to a served model and its cost."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=100)
+    seed: int = 0
+    data: DataConfig = Field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
+    plan: PlanConfig = Field(default_factory=PlanConfig)
+
+    @model_validator(mode="after")
+    def _cross_section(self) -> Recipe:
+        if self.train.seq_len > self.model.max_seq_len:
+            raise FieldError(
+                "train.seq_len",
+                f"train.seq_len ({self.train.seq_len}) exceeds model.max_seq_len "
+                f"({self.model.max_seq_len})",
+            )
+        if self.model.vocab_size is not None and self.model.vocab_size < self.tokenizer.vocab_size:
+            raise FieldError(
+                "model.vocab_size",
+                f"model.vocab_size ({self.model.vocab_size}) is smaller than "
+                f"tokenizer.vocab_size ({self.tokenizer.vocab_size})",
+            )
+        return self
+
+    @classmethod
+    def load(cls, path: str | Path, overrides: list[str] | None = None) -> Recipe:
+        """Load and validate a recipe file; see ``superlab.config.load``."""
+        from superlab.config.load import load_recipe
+
+        return load_recipe(path, overrides)
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe with every default filled in, as plain data."""
+        return self.model_dump(mode="json")

@@ -1,0 +1,40 @@
+"""The unit of data work: one document, with where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class Document:
+    """A document: ``id`` unique within a run, ``text``, free ``metadata``, and its origin.
+
+    ``source`` is the file (or corpus name) it was read from and ``offset`` the
+    line or record number there, so every error and every removal can point at it.
+    """
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    offset: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "text": self.text,
+            "metadata": self.metadata,
+            "source": self.source,
+            "offset": self.offset,
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Document:
+        return cls(
+            id=str(obj["id"]),
+            text=obj["text"],
+            metadata=obj.get("metadata") or {},
+            source=obj.get("source", ""),
+            offset=int(obj.get("offset", 0)),
+        )

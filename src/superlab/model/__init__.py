@@ -1,0 +1,35 @@
+"""The transformer, as math on one device: config in ``__init__``, tensors in ``forward``.
+
+Public API (torch is imported only when one of these is used):
+
+- ``Transformer(cfg: ModelConfig)``; ``forward(idx_BT, targets_BT=None, doc_ids_BT=None)``
+  returns ``ModelOutput(logits_BTV, loss, aux_loss, moe_stats)``: ``loss`` is the
+  mean next-token cross-entropy (None without targets), ``aux_loss`` the weighted
+  sum of MoE auxiliary losses (0 for a dense model), ``moe_stats`` one dict per MoE
+  layer (tokens per expert, dropped fraction, router entropy).
+- ``save_model(model, directory)`` / ``load_model(directory) -> Transformer``:
+  ``model.safetensors`` + ``model_config.json``.
+- ``superlab.model.counts`` (no torch): parameter and FLOP counts from a ``ModelConfig``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "Transformer": "superlab.model.transformer",
+    "ModelOutput": "superlab.model.transformer",
+    "save_model": "superlab.model.io",
+    "load_model": "superlab.model.io",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'superlab.model' has no attribute {name!r}")
+
+
+__all__ = ["ModelOutput", "Transformer", "load_model", "save_model"]
