@@ -43,6 +43,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     lines = _line_index(node)
     for item in overrides or []:
         _apply_override(raw, item, path)
+        # An overridden field is blamed on the --set option, not on a line of the file.
+        key = tuple(item.partition("=")[0].strip().split("."))
+        lines = {loc: n for loc, n in lines.items() if loc[: len(key)] != key}
+        lines[key] = f"--set {item}"
     try:
         return Recipe.model_validate(raw)
     except ValidationError as e:
@@ -66,9 +70,11 @@ def _apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
         cur[parts[-1]] = value
 
 
-def _line_index(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+def _line_index(
+    node: yaml.Node | None, prefix: tuple[str, ...] = ()
+) -> dict[tuple[str, ...], int | str]:
     """Map each dotted key path in the YAML document to its 1-based line."""
-    out: dict[tuple[str, ...], int] = {}
+    out: dict[tuple[str, ...], int | str] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             loc = (*prefix, str(key_node.value))
@@ -82,7 +88,7 @@ def _line_index(node: yaml.Node | None, prefix: tuple[str, ...] = ()) -> dict[tu
     return out
 
 
-def _explain(err: ValidationError, path: Path, lines: dict[tuple[str, ...], int]) -> str:
+def _explain(err: ValidationError, path: Path, lines: dict[tuple[str, ...], int | str]) -> str:
     parts = []
     for e in err.errors():
         loc = tuple(str(x) for x in e["loc"])
@@ -90,7 +96,10 @@ def _explain(err: ValidationError, path: Path, lines: dict[tuple[str, ...], int]
         if isinstance(cause, FieldError):
             loc = (*loc, *cause.field.split("."))
         line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
-        where = f"{path}:{line}" if line else str(path)
+        if isinstance(line, str):
+            where = f"{path} ({line})"
+        else:
+            where = f"{path}:{line}" if line else str(path)
         field = ".".join(loc) or "(top level)"
         parts.append(f"{where}: {field}: {_message(e, loc)}")
     shown = parts[:3]

@@ -1,0 +1,231 @@
+"""Execute stages in order, each once: completion markers make a run resumable.
+
+A stage is complete when ``.done/<stage>.json`` exists; the marker is written last,
+by atomic rename, after the stage's outputs. Re-running skips complete stages; an
+interrupted stage is started again and resumes its own finished sub-steps.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from superlab.common import RunDir, StageContext, StageError, atomic_write_json, atomic_write_text
+from superlab.config import Recipe
+from superlab.run.display import Display
+from superlab.run.stages import STAGES, Stage, select
+
+
+class RunError(RuntimeError):
+    """The run cannot start as asked (wrong stages, changed recipe, busy directory)."""
+
+
+class StageFailed(RuntimeError):
+    """A stage raised; the message names the stage, the traceback is in run.log."""
+
+
+@dataclass
+class StageOutcome:
+    """What happened to one stage in this invocation."""
+
+    name: str
+    status: str  # "ran", "done before", "failed", "interrupted"
+    seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    """The outcome of ``run_recipe``: the run directory and one outcome per selected stage."""
+
+    run: RunDir
+    outcomes: list[StageOutcome]
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return all(o.status == "done before" for o in self.outcomes)
+
+
+def run_recipe(
+    recipe: Recipe,
+    runs_dir: str | Path = "runs",
+    stages: list[str] | None = None,
+    display: Display | None = None,
+    table: tuple[Stage, ...] = STAGES,
+) -> RunResult:
+    """Run the selected stages of ``recipe`` into ``runs_dir/<name>/``."""
+    run = RunDir(Path(runs_dir) / recipe.name)
+    try:
+        selected = select(stages, table)
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    display = display or Display(quiet=True)
+    _check_recipe(run, recipe)
+    _check_needs(run, selected)
+    with _lock(run), _logging(run) as log, display.logging_to_console(log), _sigterm_as_interrupt():
+        if not run.recipe.exists():
+            atomic_write_text(run.recipe, yaml.safe_dump(recipe.resolved(), sort_keys=False))
+        outcomes = []
+        todo = [s for s in selected if not run.marker(s.name).exists()]
+        if not todo:
+            log.info("run %s: every selected stage is already complete; nothing to do", recipe.name)
+        for stage in selected:
+            if stage not in todo:
+                outcomes.append(StageOutcome(stage.name, "done before", **_marker_info(run, stage)))
+                continue
+            outcomes.append(_run_stage(stage, recipe, run, log, display))
+        return RunResult(run, outcomes)
+
+
+def _run_stage(
+    stage: Stage, recipe: Recipe, run: RunDir, log: logging.Logger, display: Display
+) -> StageOutcome:
+    log.info("stage %s: %s", stage.name, stage.about)
+    started = datetime.now(UTC)
+    t0 = time.perf_counter()
+    ctx = StageContext(recipe=recipe, run=run, log=log)
+    try:
+        with display.stage(stage.name, ctx):
+            summary = stage.load()(ctx) or {}
+    except KeyboardInterrupt:
+        log.warning("stage %s interrupted; run the same command again to resume", stage.name)
+        raise
+    except StageError as e:
+        log.error("stage %s failed: %s", stage.name, e)
+        raise StageFailed(f"stage {stage.name} failed: {e}") from e
+    except Exception as e:
+        log.debug("stage %s traceback:\n%s", stage.name, traceback.format_exc())
+        log.error(
+            "stage %s failed: %s: %s (traceback in %s)", stage.name, type(e).__name__, e, run.log
+        )
+        raise StageFailed(f"stage {stage.name} failed: {type(e).__name__}: {e}") from e
+    seconds = time.perf_counter() - t0
+    atomic_write_json(
+        run.marker(stage.name),
+        {
+            "stage": stage.name,
+            "started": started.isoformat(timespec="seconds"),
+            "seconds": round(seconds, 3),
+            "summary": summary,
+        },
+    )
+    log.info("stage %s complete in %.1fs", stage.name, seconds)
+    return StageOutcome(stage.name, "ran", seconds, summary)
+
+
+def _marker_info(run: RunDir, stage: Stage) -> dict[str, Any]:
+    import json
+
+    try:
+        m = json.loads(run.marker(stage.name).read_text())
+        return {"seconds": float(m.get("seconds", 0.0)), "summary": m.get("summary", {})}
+    except (OSError, ValueError):
+        return {}
+
+
+def _check_recipe(run: RunDir, recipe: Recipe) -> None:
+    """Refuse to continue a run directory that was made with a different recipe."""
+    if not run.recipe.exists():
+        return
+    try:
+        before = yaml.safe_load(run.recipe.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise RunError(f"{run.recipe}: unreadable ({e}); move the run directory aside") from None
+    changes = _diff(before, recipe.resolved())
+    if changes:
+        shown = "; ".join(changes[:5]) + (
+            f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
+        )
+        raise RunError(
+            f"{run.root} was made with a different recipe: {shown}. Give the run a new name "
+            f"(--set name=...) or remove {run.root} to start over"
+        )
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff(a.get(k, "<unset>"), b.get(k, "<unset>"), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]
+
+
+def _check_needs(run: RunDir, selected: list[Stage]) -> None:
+    """Every stage's prerequisites must be complete already or run before it now."""
+    names = {s.name for s in selected}
+    for stage in selected:
+        missing = [n for n in stage.needs if n not in names and not run.marker(n).exists()]
+        if missing:
+            raise RunError(
+                f"stage {stage.name} needs {', '.join(missing)}, which is not complete in "
+                f"{run.root}; add it to --stages"
+            )
+
+
+@contextmanager
+def _lock(run: RunDir) -> Iterator[None]:
+    run.root.mkdir(parents=True, exist_ok=True)
+    path = run.root / ".lock"
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise RunError(
+                f"{run.root} is in use by another superlab process (pid {f.read().strip() or '?'})"
+            ) from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def _logging(run: RunDir) -> Iterator[logging.Logger]:
+    """Log to ``run.log`` (everything, with tracebacks) while the run lasts."""
+    log = logging.getLogger("superlab")
+    log.setLevel(logging.DEBUG)
+    handler = logging.FileHandler(run.log, encoding="utf-8")
+    handler.setLevel(logging.DEBUG)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    try:
+        yield log
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C so stages save what they can and unwind."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

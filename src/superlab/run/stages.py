@@ -1,0 +1,47 @@
+"""The stage table: order, what each needs first, and where its code lives."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from superlab.common import StageContext
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its name, the stages that must be complete first, and its module."""
+
+    name: str
+    needs: tuple[str, ...]
+    module: str
+    about: str
+
+    def load(self) -> Callable[[StageContext], dict[str, Any]]:
+        """Import the stage's ``run`` function (heavy imports happen only here)."""
+        return importlib.import_module(self.module).run
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("data", (), "superlab.data.stage", "clean, dedup, train tokenizer, pack shards"),
+    Stage("train", ("data",), "superlab.train.stage", "train the model, checkpoint, resume"),
+    Stage("eval", ("train",), "superlab.eval.stage", "held-out loss, perplexity, bits per byte"),
+    Stage("serve", ("train",), "superlab.serve.stage", "answer the recipe's sample prompts"),
+    Stage("plan", (), "superlab.plan.stage", "GPUs, time, power and cost at scale"),
+    Stage("report", (), "superlab.report.stage", "write report.html"),
+)
+
+
+def select(names: list[str] | None, table: tuple[Stage, ...] = STAGES) -> list[Stage]:
+    """The stages named (all when None), in pipeline order; unknown names raise ValueError."""
+    if not names:
+        return list(table)
+    known = [s.name for s in table]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(
+            f"unknown stage {', '.join(map(repr, unknown))}; stages are {', '.join(known)}"
+        )
+    return [s for s in table if s.name in names]

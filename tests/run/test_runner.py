@@ -1,0 +1,142 @@
+"""The runner with small real stages: order, skipping, needs, changed recipes, failures."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from superlab.config import Recipe
+from superlab.run import RunError, Stage, run_recipe
+from superlab.run.runner import StageFailed
+
+STAGE_CODE = textwrap.dedent(
+    """
+    import os
+    from pathlib import Path
+
+    def run(ctx):
+        name = __name__.split("_", 1)[1]
+        calls = Path(os.environ["FAKE_CALLS"])
+        with calls.open("a") as f:
+            f.write(name + "\\n")
+        if os.environ.get("FAKE_FAIL") == name:
+            raise ValueError("boom in " + name)
+        if os.environ.get("FAKE_INTERRUPT") == name:
+            raise KeyboardInterrupt
+        (ctx.run.root / f"{name}.out").write_text("ok")
+        return {"made": name}
+    """
+)
+
+
+@pytest.fixture
+def table(tmp_path, monkeypatch) -> tuple[Stage, ...]:
+    mods = tmp_path / "mods"
+    mods.mkdir()
+    for name in ("a", "b", "c"):
+        (mods / f"fakestage_{name}.py").write_text(STAGE_CODE)
+    monkeypatch.syspath_prepend(str(mods))
+    monkeypatch.setenv("FAKE_CALLS", str(tmp_path / "calls.txt"))
+    return (
+        Stage("a", (), "fakestage_a", "first"),
+        Stage("b", ("a",), "fakestage_b", "needs a"),
+        Stage("c", (), "fakestage_c", "independent"),
+    )
+
+
+def calls(tmp_path: Path) -> list[str]:
+    p = tmp_path / "calls.txt"
+    return p.read_text().split() if p.exists() else []
+
+
+def recipe(**kw) -> Recipe:
+    return Recipe.model_validate({"name": "r", **kw})
+
+
+def test_runs_in_order_writes_markers_and_resolved_recipe(tmp_path, table):
+    res = run_recipe(recipe(), tmp_path / "runs", table=table)
+    assert calls(tmp_path) == ["a", "b", "c"]
+    assert [o.status for o in res.outcomes] == ["ran"] * 3
+    run = res.run
+    assert json.loads(run.marker("b").read_text())["summary"] == {"made": "b"}
+    assert "grad_clip: 1.0" in run.recipe.read_text()  # defaults filled in
+    assert "stage b complete" in run.log.read_text()
+
+
+def test_rerun_of_finished_run_does_nothing(tmp_path, table):
+    run_recipe(recipe(), tmp_path / "runs", table=table)
+    res = run_recipe(recipe(), tmp_path / "runs", table=table)
+    assert calls(tmp_path) == ["a", "b", "c"]
+    assert res.nothing_to_do
+    assert "nothing to do" in res.run.log.read_text()
+
+
+def test_failed_stage_leaves_no_marker_and_rerun_resumes_there(tmp_path, table, monkeypatch):
+    monkeypatch.setenv("FAKE_FAIL", "b")
+    with pytest.raises(StageFailed, match="stage b failed: ValueError: boom in b"):
+        run_recipe(recipe(), tmp_path / "runs", table=table)
+    run = tmp_path / "runs" / "r"
+    assert (run / ".done" / "a.json").exists() and not (run / ".done" / "b.json").exists()
+    assert "Traceback" in (run / "run.log").read_text()
+    monkeypatch.delenv("FAKE_FAIL")
+    res = run_recipe(recipe(), tmp_path / "runs", table=table)
+    assert calls(tmp_path) == ["a", "b", "b", "c"]
+    assert [o.status for o in res.outcomes] == ["done before", "ran", "ran"]
+
+
+def test_interrupt_propagates_and_marks_nothing(tmp_path, table, monkeypatch):
+    monkeypatch.setenv("FAKE_INTERRUPT", "c")
+    with pytest.raises(KeyboardInterrupt):
+        run_recipe(recipe(), tmp_path / "runs", table=table)
+    assert not (tmp_path / "runs" / "r" / ".done" / "c.json").exists()
+    assert "interrupted" in (tmp_path / "runs" / "r" / "run.log").read_text()
+
+
+def test_subset_needs_prerequisites(tmp_path, table):
+    with pytest.raises(RunError, match="stage b needs a, which is not complete"):
+        run_recipe(recipe(), tmp_path / "runs", ["b"], table=table)
+    assert calls(tmp_path) == []
+    run_recipe(recipe(), tmp_path / "runs", ["a"], table=table)
+    run_recipe(recipe(), tmp_path / "runs", ["b"], table=table)
+    assert calls(tmp_path) == ["a", "b"]
+
+
+def test_unknown_stage_is_named(tmp_path, table):
+    with pytest.raises(RunError, match="unknown stage 'x'; stages are a, b, c"):
+        run_recipe(recipe(), tmp_path / "runs", ["a", "x"], table=table)
+
+
+def test_changed_recipe_is_refused_with_the_fields_that_changed(tmp_path, table):
+    run_recipe(recipe(), tmp_path / "runs", ["a"], table=table)
+    with pytest.raises(RunError, match=r"train.steps: 200 -> 50"):
+        run_recipe(recipe(train={"steps": 50}), tmp_path / "runs", table=table)
+    assert calls(tmp_path) == ["a"]
+
+
+def test_busy_run_dir_is_refused(tmp_path, table):
+    import fcntl
+
+    root = tmp_path / "runs" / "r"
+    root.mkdir(parents=True)
+    with open(root / ".lock", "w") as f:
+        f.write("4242")
+        f.flush()
+        fcntl.flock(f, fcntl.LOCK_EX)
+        import multiprocessing as mp
+
+        # flock is per open file description: a second process sees the lock.
+        ctx = mp.get_context("fork")
+        q = ctx.Queue()
+        p = ctx.Process(target=_try_run, args=(tmp_path, table, q))
+        p.start()
+        p.join(30)
+        assert "in use by another superlab process (pid 4242)" in q.get(timeout=5)
+
+
+def _try_run(tmp_path, table, q):
+    try:
+        run_recipe(recipe(), tmp_path / "runs", table=table)
+        q.put("ran")
+    except RunError as e:
+        q.put(str(e))
