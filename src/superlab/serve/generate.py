@@ -52,7 +52,7 @@ class Generator:
         reason = "length"
         for _ in range(max_new_tokens):
             ctx_T = torch.tensor([(ids + new)[-self.max_seq_len :]], device=self.device)
-            logits_V = self.model(ctx_T).logits[0, -1].float().cpu()
+            logits_V = self.model(ctx_T).logits_BTV[0, -1].float().cpu()
             token = sample_next(logits_V, temperature, top_k, top_p, rng)
             if token == self.eos_id:
                 reason = "eos"

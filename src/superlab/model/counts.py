@@ -1,0 +1,90 @@
+"""Parameter and FLOP counts from a ``ModelConfig``, without torch (``plan`` uses them).
+
+Training FLOPs per token follow Kaplan et al. 2020 (table 1) and PaLM (Chowdhery et
+al. 2022, appendix B): ``6 * N`` for the matmuls (2 forward + 4 backward per
+parameter per token) plus the attention score and value matmuls, which have no
+parameters. Per layer and token the forward pass does ``QK^T`` and ``AV``, each
+``2 * d_attn * ctx`` FLOPs, so ``4 * d_attn * ctx`` forward and ``12 * d_attn * ctx``
+for training (PaLM's ``12 * L * H * Q * T`` uses the non-causal ctx = T). Here ctx is
+the number of keys a query actually sees, averaged over positions: ``(T + 1) / 2``
+for causal full attention (the "halved" PaLM term), ``min(t + 1, w)`` for a sliding
+window, ``t mod c + 1`` for chunks.
+
+N counts the matmul weights a token passes through: with MoE only the router, the
+top-k routed experts and the shared experts (the active parameters); the LM head is
+counted (tied or not), the embedding lookup and the norm gains are not.
+"""
+
+from __future__ import annotations
+
+from superlab.config.recipe import ModelConfig
+
+
+def _vocab(cfg: ModelConfig) -> int:
+    if cfg.vocab_size is None:
+        raise ValueError("ModelConfig.vocab_size is None; fill it in (the tokenizer's) first")
+    return cfg.vocab_size
+
+
+def _layer_params(cfg: ModelConfig, layer: int) -> tuple[int, int]:
+    """(stored, active) parameters of one block, norms included."""
+    D, C = cfg.d_model, cfg.head_dim
+    attn = D * cfg.n_heads * C * 2 + D * cfg.kv_heads * C * 2  # wq, wo; wk, wv
+    norms = 2 * D
+    if not cfg.is_moe_layer(layer):
+        mlp = 3 * D * cfg.hidden
+        return attn + norms + mlp, attn + norms + mlp
+    assert cfg.moe is not None
+    m = cfg.moe
+    expert = 3 * D * (m.expert_hidden or cfg.hidden)
+    router = D * m.num_experts
+    stored = router + (m.num_experts + m.num_shared_experts) * expert
+    active = router + (m.top_k + m.num_shared_experts) * expert
+    return attn + norms + stored, attn + norms + active
+
+
+def param_count(cfg: ModelConfig) -> dict[str, int]:
+    """Stored (``total``) and per-token (``active``) parameters, plus the embedding's share."""
+    V, D = _vocab(cfg), cfg.d_model
+    embedding = V * D
+    head = 0 if cfg.tie_embeddings else V * D
+    layers = [_layer_params(cfg, i) for i in range(cfg.n_layers)]
+    total = embedding + head + sum(s for s, _ in layers) + D  # + final norm
+    active = embedding + head + sum(a for _, a in layers) + D
+    return {
+        "total": total,
+        "active": active,
+        "embedding": embedding,
+        "non_embedding": total - embedding - head,
+    }
+
+
+def mean_context(cfg: ModelConfig, seq_len: int) -> float:
+    """Keys a query sees, averaged over positions 0..seq_len-1 (causal, by attention kind)."""
+    a = cfg.attention
+    if a.kind == "sliding":
+        assert a.window is not None
+        seen = sum(min(t + 1, a.window) for t in range(seq_len))
+    elif a.kind == "chunked":
+        assert a.chunk_size is not None
+        seen = sum(t % a.chunk_size + 1 for t in range(seq_len))
+    else:
+        seen = seq_len * (seq_len + 1) // 2
+    return seen / seq_len
+
+
+def flops_per_token(cfg: ModelConfig, seq_len: int) -> dict[str, float]:
+    """Training FLOPs per token: ``matmul`` (6 N_active) + ``attention``, and ``forward``."""
+    V, D = _vocab(cfg), cfg.d_model
+    norms = D * (2 * cfg.n_layers + 1)
+    # Active matmul weights: drop the embedding lookup and norms, add the LM head once.
+    n_matmul = param_count(cfg)["active"] - norms - V * D + V * D * cfg.tie_embeddings
+    d_attn = cfg.n_heads * cfg.head_dim
+    attn_fwd = 4 * cfg.n_layers * d_attn * mean_context(cfg, seq_len)
+    return {
+        "params_matmul": float(n_matmul),
+        "matmul": 6.0 * n_matmul,
+        "attention": 3.0 * attn_fwd,
+        "forward": 2.0 * n_matmul + attn_fwd,
+        "total": 6.0 * n_matmul + 3.0 * attn_fwd,
+    }

@@ -1,0 +1,52 @@
+"""Rotary position embedding (Su et al. 2021, RoFormer), the rotate-half layout of Llama.
+
+Legend: B batch, H heads, T positions, C head dim (even).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class RotaryEmbedding(nn.Module):
+    """Cached cos/sin tables for positions ``0..max_seq_len-1``; grown on demand."""
+
+    def __init__(self, head_dim: int, max_seq_len: int, theta: float = 10_000.0) -> None:
+        super().__init__()
+        self.head_dim = head_dim
+        self.theta = theta
+        # Not persistent: derived from the config, so never stored in a checkpoint.
+        self.register_buffer("cos_TC", torch.empty(0), persistent=False)
+        self.register_buffer("sin_TC", torch.empty(0), persistent=False)
+        self._build(max_seq_len)
+
+    def _build(self, seq_len: int) -> None:
+        device = self.cos_TC.device
+        half = self.head_dim // 2
+        inv_freq_c = 1.0 / (
+            self.theta ** (torch.arange(half, dtype=torch.float32, device=device) / half)
+        )
+        t_T = torch.arange(seq_len, dtype=torch.float32, device=device)
+        angles_Tc = torch.outer(t_T, inv_freq_c)
+        angles_TC = torch.cat([angles_Tc, angles_Tc], dim=-1)
+        self.cos_TC = angles_TC.cos()
+        self.sin_TC = angles_TC.sin()
+
+    def forward(self, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cos_TC, sin_TC)`` for positions ``0..seq_len-1``."""
+        if seq_len > self.cos_TC.shape[0]:
+            self._build(seq_len)
+        return self.cos_TC[:seq_len], self.sin_TC[:seq_len]
+
+
+def _rotate_half(x_BHTC: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x_BHTC.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def apply_rope(x_BHTC: torch.Tensor, cos_TC: torch.Tensor, sin_TC: torch.Tensor) -> torch.Tensor:
+    """Rotate each (i, i + C/2) pair of ``x`` by its position's angle."""
+    x32_BHTC = x_BHTC.float()
+    out_BHTC = x32_BHTC * cos_TC + _rotate_half(x32_BHTC) * sin_TC
+    return out_BHTC.type_as(x_BHTC)

@@ -1,0 +1,118 @@
+"""The decoder-only transformer: embeddings, pre-norm blocks, final norm, LM head.
+
+Init follows GPT-2 / Llama: every weight matrix N(0, 0.02); the projections that
+write into the residual stream (attention ``wo``, MLP/expert ``w2``) get
+0.02 / sqrt(2 * n_layers) so the residual's variance does not grow with depth
+(Radford et al. 2019, section 2.3).
+
+Legend: B batch, T sequence, D model dim, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from superlab.config.recipe import ModelConfig
+from superlab.model.attention import Attention
+from superlab.model.mlp import SwiGLU
+from superlab.model.moe import MoE
+from superlab.model.norm import RMSNorm
+from superlab.model.rope import RotaryEmbedding
+
+
+@dataclass
+class ModelOutput:
+    """What ``Transformer.forward`` returns."""
+
+    logits_BTV: torch.Tensor
+    loss: torch.Tensor | None  # mean next-token cross-entropy; None without targets
+    aux_loss: torch.Tensor  # weighted MoE auxiliary losses; 0 for a dense model
+    moe_stats: list[dict[str, Any]] = field(default_factory=list)  # one per MoE layer
+
+
+class Block(nn.Module):
+    """Pre-norm residual block: attention, then a dense or MoE SwiGLU."""
+
+    def __init__(self, cfg: ModelConfig, layer: int) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        self.mlp: SwiGLU | MoE = (
+            MoE(cfg) if cfg.is_moe_layer(layer) else SwiGLU(cfg.d_model, cfg.hidden)
+        )
+
+    def forward(
+        self,
+        x_BTD: torch.Tensor,
+        cos_TC: torch.Tensor,
+        sin_TC: torch.Tensor,
+        doc_ids_BT: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        x_BTD = x_BTD + self.attn(self.norm1(x_BTD), cos_TC, sin_TC, doc_ids_BT)
+        x_BTD = x_BTD + self.mlp(self.norm2(x_BTD))
+        return x_BTD
+
+
+class Transformer(nn.Module):
+    """A decoder-only language model built from a ``ModelConfig`` (``vocab_size`` set)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        if cfg.vocab_size is None:
+            raise ValueError("ModelConfig.vocab_size is None; fill it in (the tokenizer's) first")
+        self.cfg = cfg
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.rope = RotaryEmbedding(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
+        # Tied: the LM head reuses the embedding matrix (Press & Wolf 2017).
+        self.lm_head = (
+            None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        )
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """GPT-2 / Llama init; see the module docstring."""
+        residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layers)
+        for name, p in self.named_parameters():
+            if p.dim() == 1:  # norm gains
+                nn.init.ones_(p)
+            elif name.endswith(("wo.weight", "w2.weight", "w2_EDF")):
+                nn.init.normal_(p, mean=0.0, std=residual_std)
+            else:
+                nn.init.normal_(p, mean=0.0, std=0.02)
+
+    def forward(
+        self,
+        idx_BT: torch.Tensor,
+        targets_BT: torch.Tensor | None = None,
+        doc_ids_BT: torch.Tensor | None = None,
+    ) -> ModelOutput:
+        cos_TC, sin_TC = self.rope(idx_BT.shape[1])
+        x_BTD = self.tok_emb(idx_BT)
+        for block in self.blocks:
+            x_BTD = block(x_BTD, cos_TC, sin_TC, doc_ids_BT)
+        x_BTD = self.norm(x_BTD)
+        weight_VD = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
+        logits_BTV = F.linear(x_BTD, weight_VD)
+
+        loss = None
+        if targets_BT is not None:
+            loss = F.cross_entropy(
+                logits_BTV.float().flatten(0, 1), targets_BT.flatten(), ignore_index=-100
+            )
+        moes = [b.mlp for b in self.blocks if isinstance(b.mlp, MoE)]
+        aux_loss = sum((m.aux_loss for m in moes), logits_BTV.new_zeros((), dtype=torch.float32))
+        return ModelOutput(logits_BTV, loss, aux_loss, [m.stats for m in moes])
+
+    def num_params(self) -> int:
+        """Parameters stored (the tied embedding counted once)."""
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,144 @@
+"""Training-run estimate: FLOPs, GPU-hours, wall-clock, power, energy and rented cost.
+
+The formulas, in order (each is a plain product; no hidden efficiency factors):
+
+- FLOPs per token = 6 x N_active + attention FLOPs per token. 6N is 2N for the
+  forward pass and 4N for the backward pass (Kaplan et al. 2020, "Scaling Laws
+  for Neural Language Models", sec. 2.1: C = 6NT); attention's QK^T and AV
+  products scale with context, not parameters, and are added separately
+  (Kaplan et al. 2020, table 1, times 3 for training).
+- total FLOPs = FLOPs per token x tokens.
+- effective FLOP/s per GPU = peak dense FLOP/s at the precision x MFU
+  (model FLOPs utilization; Chowdhery et al. 2022, "PaLM", appendix B).
+- GPU-hours = total FLOPs / effective FLOP/s / goodput / 3600; goodput is the
+  fraction of reserved time spent making progress (failures, restarts, checkpoints).
+- wall-clock days = GPU-hours / number of GPUs / 24.
+- IT power = TDP x 1.82 (server) x 1.14 (cluster) x number of GPUs (Epoch AI 2024);
+  facility power = IT power x PUE; energy = facility power x wall-clock hours
+  (the cluster is assumed to draw that power for the whole run, as Epoch AI does).
+- rented cost = GPU-hours x price per GPU-hour.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+from pydantic import BaseModel, ConfigDict
+
+from superlab.plan.catalog import (
+    CLUSTER_OVERHEAD,
+    SERVER_OVERHEAD,
+    Accelerator,
+    Precision,
+    get_accelerator,
+)
+
+
+class EstimateError(ValueError):
+    """An input to ``estimate_training`` is out of range; the message names it."""
+
+
+class TrainingEstimate(BaseModel):
+    """The inputs and every derived number of one training-run estimate."""
+
+    model_config = ConfigDict(frozen=True)
+
+    accelerator: str
+    precision: str
+    num_gpus: int
+    params_active: float
+    tokens: float
+    attn_flops_per_token: float
+    mfu: float
+    goodput: float
+    pue: float
+    price_per_gpu_hour: float
+    flops_per_token: float
+    total_flops: float
+    peak_tflops_per_gpu: float
+    effective_tflops_per_gpu: float
+    gpu_hours: float
+    wall_clock_days: float
+    power_per_gpu_w: float | None  # all-in IT power; None when the TDP is not published
+    it_power_mw: float | None
+    facility_power_mw: float | None
+    energy_mwh: float | None
+    cost_usd: float
+
+
+def _check(
+    name: str, value: float, *, low: float = 0.0, strict: bool = True, high: float | None = None
+) -> None:
+    """Raise EstimateError unless value is a finite number above ``low`` (and <= ``high``)."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value):
+        raise EstimateError(f"{name} must be a finite number, got {value!r}")
+    if (value <= low if strict else value < low) or (high is not None and value > high):
+        if high is not None:
+            span = f"in {'(' if strict else '['}{low:g}, {high:g}]"
+        else:
+            span = f"{'>' if strict else '>='} {low:g}"
+        raise EstimateError(f"{name} must be {span}, got {value!r}")
+
+
+def estimate_training(
+    params_active: float,
+    tokens: float,
+    attn_flops_per_token: float,
+    accelerator: str | Accelerator,
+    precision: Precision = "bf16",
+    num_gpus: int = 8,
+    mfu: float = 0.4,
+    goodput: float = 0.9,
+    pue: float = 1.2,
+    price_per_gpu_hour: float = 2.5,
+    *,
+    server_overhead: float = SERVER_OVERHEAD,
+    cluster_overhead: float = CLUSTER_OVERHEAD,
+) -> TrainingEstimate:
+    """Estimate compute, time, power, energy and cost; formulas in the module docstring."""
+    _check("params_active", params_active)
+    _check("tokens", tokens)
+    _check("attn_flops_per_token", attn_flops_per_token, strict=False)
+    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
+        raise EstimateError(f"num_gpus must be an integer >= 1, got {num_gpus!r}")
+    _check("mfu", mfu, high=1.0)
+    _check("goodput", goodput, high=1.0)
+    _check("pue", pue, low=1.0, strict=False)  # a facility draws at least its IT load
+    _check("price_per_gpu_hour", price_per_gpu_hour, strict=False)
+    _check("server_overhead", server_overhead)
+    _check("cluster_overhead", cluster_overhead)
+    acc = get_accelerator(accelerator) if isinstance(accelerator, str) else accelerator
+    peak_tflops = acc.peak_tflops(precision)
+
+    flops_per_token = 6.0 * params_active + attn_flops_per_token  # Kaplan et al. 2020
+    total_flops = flops_per_token * tokens
+    effective_flops = peak_tflops * 1e12 * mfu
+    gpu_hours = total_flops / effective_flops / goodput / 3600.0
+    wall_hours = gpu_hours / num_gpus
+    power_w = acc.all_in_power_w(server_overhead, cluster_overhead)  # Epoch AI
+    it_mw = None if power_w is None else power_w * num_gpus / 1e6
+    facility_mw = None if it_mw is None else it_mw * pue
+    return TrainingEstimate(
+        accelerator=acc.name,
+        precision=precision,
+        num_gpus=num_gpus,
+        params_active=params_active,
+        tokens=tokens,
+        attn_flops_per_token=attn_flops_per_token,
+        mfu=mfu,
+        goodput=goodput,
+        pue=pue,
+        price_per_gpu_hour=price_per_gpu_hour,
+        flops_per_token=flops_per_token,
+        total_flops=total_flops,
+        peak_tflops_per_gpu=peak_tflops,
+        effective_tflops_per_gpu=peak_tflops * mfu,
+        gpu_hours=gpu_hours,
+        wall_clock_days=wall_hours / 24.0,
+        power_per_gpu_w=power_w,
+        it_power_mw=it_mw,
+        facility_power_mw=facility_mw,
+        energy_mwh=None if facility_mw is None else facility_mw * wall_hours,
+        cost_usd=gpu_hours * price_per_gpu_hour,
+    )

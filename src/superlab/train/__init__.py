@@ -1,0 +1,29 @@
+"""The training loop: data windows in, checkpoints and ``metrics.jsonl`` out.
+
+``Trainer(recipe, run_dir, ctx).train() -> dict`` trains ``recipe.model`` on the run's
+packed shards (``superlab.data``'s contract) with ``recipe.train``, resuming from the
+newest complete ``ckpt/step-N/`` exactly: same weights, optimizer state, data position
+and RNG states, so an interrupted run gives the same per-step losses as an
+uninterrupted one. The ``train`` stage is ``superlab.train.stage.run``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_LAZY = {
+    "Trainer": "superlab.train.trainer",
+    "TokenLoader": "superlab.train.loader",
+    "lr_at": "superlab.train.schedule",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'superlab.train' has no attribute {name!r}")
+
+
+__all__ = ["TokenLoader", "Trainer", "lr_at"]
