@@ -16,12 +16,13 @@ def full_run(tmp_path: Path) -> RunDir:
     run = RunDir(tmp_path / "run")
     run.data.mkdir(parents=True)
     stats = {
-        "steps": [
-            {"name": "TextExtractor", "docs_in": 1000, "docs_out": 940, "seconds": 1.5},
-            {"name": "GopherQualityFilter", "docs_in": 940, "docs_out": 812, "seconds": 2.25},
-        ],
-        "removed": {"gopher_short_doc": 100, "exact_duplicate": 88},
-        "lines_removed": {"c4_javascript": 17},
+        # The data stage's format: {sub-step name: {docs_in, docs_out, seconds, ...}}.
+        "steps": {
+            "clean": {"docs_in": 1000, "docs_out": 940, "seconds": 1.5},
+            "dedup": {"docs_in": 940, "docs_out": 812, "seconds": 2.25},
+        },
+        "removed": {"gopher:min_words": 100, "dedup:exact": 88},
+        "lines_removed": {"c4:javascript": 17},
         "tokens": {"train": 123456, "heldout": 2345},
     }
     run.data_stats.write_text(json.dumps(stats))

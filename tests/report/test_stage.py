@@ -58,14 +58,14 @@ def test_full_run_report(full_run: RunDir) -> None:
     summary = run(_ctx(full_run))
     html = full_run.report.read_text("utf-8")
     assert_well_formed(html)
-    assert summary == {"path": str(full_run.report), "sections": 6, "not_run_yet": ""}
+    assert summary == {"path": str(full_run.report), "sections": 6}
     assert "not run yet" not in html
     # recipe, collapsible
     assert "<details><summary>resolved recipe" in html and "num_experts: 4" in html
     # data: steps, removal reasons, tokens
-    for text in ("GopherQualityFilter", "940", "812", "128", "86.4%", "exact_duplicate", "188"):
+    for text in ("dedup", "940", "812", "128", "86.4%", "dedup:exact", "188"):
         assert text in html, text
-    assert "c4_javascript" in html and "123,456" in html
+    assert "c4:javascript" in html and "123,456" in html
     # training: summary numbers, the half-written line counted, four charts
     assert "unreadable lines skipped" in html
     assert '<td>last step</td><td class="num">100</td>' in html

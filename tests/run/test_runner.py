@@ -140,3 +140,14 @@ def _try_run(tmp_path, table, q):
         q.put("ran")
     except RunError as e:
         q.put(str(e))
+
+
+def test_refresh_stage_reruns_after_other_work(tmp_path, table):
+    refreshing = (*table[:2], Stage("c", (), "fakestage_c", "report-like", refresh=True))
+    run_recipe(recipe(), tmp_path / "runs", table=refreshing)
+    run_recipe(recipe(), tmp_path / "runs", table=refreshing)  # nothing ran: no refresh
+    assert calls(tmp_path) == ["a", "b", "c"]
+    (tmp_path / "runs" / "r" / ".done" / "b.json").unlink()
+    res = run_recipe(recipe(), tmp_path / "runs", ["b"], table=refreshing)
+    assert calls(tmp_path) == ["a", "b", "c", "b", "c"]  # c refreshed though not selected
+    assert [o.name for o in res.outcomes] == ["b", "c"]

@@ -88,7 +88,10 @@ def data_section(run: RunDir) -> Section:
     if err or not isinstance(stats, dict):
         return Section("data", "Data", err or missing("a stats object"), False)
     parts = []
-    steps = [s for s in stats.get("steps") or [] if isinstance(s, dict)]
+    raw_steps = stats.get("steps") or []
+    if isinstance(raw_steps, dict):  # the data stage writes {step name: {docs_in, ...}}
+        raw_steps = [{"name": k, **v} for k, v in raw_steps.items() if isinstance(v, dict)]
+    steps = [s for s in raw_steps if isinstance(s, dict)]
     if steps:
         rows = []
         for s in steps:

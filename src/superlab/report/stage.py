@@ -49,9 +49,15 @@ def run(ctx: StageContext) -> dict[str, Any]:
     sections = build_sections(ctx.recipe, ctx.run)
     atomic_write_text(ctx.run.report, render_report(ctx.recipe, ctx.run, sections))
     absent = [s.id for s in sections if not s.present]
-    ctx.log.info("report: wrote %s (not run yet: %s)", ctx.run.report, ", ".join(absent) or "-")
-    return {
+    ctx.log.info(
+        "report: wrote %s%s",
+        ctx.run.report,
+        f" (not run yet: {', '.join(absent)})" if absent else "",
+    )
+    summary: dict[str, Any] = {
         "path": str(ctx.run.report),
         "sections": sum(s.present for s in sections),
-        "not_run_yet": ", ".join(absent),
     }
+    if absent:
+        summary["not_run_yet"] = ", ".join(absent)
+    return summary

@@ -82,10 +82,15 @@ def run_recipe(
         if not todo:
             log.info("run %s: every selected stage is already complete; nothing to do", recipe.name)
         for stage in selected:
-            if stage not in todo:
+            ran_other = any(o.status == "ran" for o in outcomes)
+            if stage not in todo and not (stage.refresh and ran_other):
                 outcomes.append(StageOutcome(stage.name, "done before", **_marker_info(run, stage)))
                 continue
             outcomes.append(_run_stage(stage, recipe, run, log, display))
+        if any(o.status == "ran" for o in outcomes):
+            for stage in table:
+                if stage.refresh and stage not in selected and run.marker(stage.name).exists():
+                    outcomes.append(_run_stage(stage, recipe, run, log, display))
         return RunResult(run, outcomes)
 
 

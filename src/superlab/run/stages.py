@@ -18,6 +18,9 @@ class Stage:
     needs: tuple[str, ...]
     module: str
     about: str
+    # Re-run whenever another stage ran in the same invocation, selected or not
+    # (the report must show what the run holds now).
+    refresh: bool = False
 
     def load(self) -> Callable[[StageContext], dict[str, Any]]:
         """Import the stage's ``run`` function (heavy imports happen only here)."""
@@ -30,7 +33,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("eval", ("train",), "superlab.eval.stage", "held-out loss, perplexity, bits per byte"),
     Stage("serve", ("train",), "superlab.serve.stage", "answer the recipe's sample prompts"),
     Stage("plan", (), "superlab.plan.stage", "GPUs, time, power and cost at scale"),
-    Stage("report", (), "superlab.report.stage", "write report.html"),
+    Stage("report", (), "superlab.report.stage", "write report.html", refresh=True),
 )
 
 
