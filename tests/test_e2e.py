@@ -96,3 +96,26 @@ def test_killed_run_resumes_without_redoing_finished_stages(tmp_path: Path):
     out, _ = third.communicate(timeout=120)
     assert third.returncode == 0
     assert "already complete: nothing to do" in out
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_and_exits_130(tmp_path: Path):
+    recipe = tmp_path / "e2e.yaml"
+    small = {**SMALL, "train": {**SMALL["train"], "ckpt_every": 1000}}  # only signal-time saves
+    recipe.write_text(yaml.safe_dump(small))
+    runs = tmp_path / "runs"
+    run = runs / "e2e"
+    proc = superlab("run", str(recipe), "--runs-dir", str(runs), "--stages", "data,train")
+    deadline = time.time() + 240
+    while not (run / "metrics.jsonl").exists() or len((run / "metrics.jsonl").read_text()) < 500:
+        assert proc.poll() is None, proc.stdout.read()
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out
+    assert "run the same command again to resume" in out
+    saved = sorted((run / "ckpt").glob("step-*"))
+    assert len(saved) == 1 and 0 < int(saved[0].name.split("-")[1]) < 400
+    assert "checkpoint saved" in (run / "run.log").read_text()
+    assert not (run / ".done" / "train.json").exists()

@@ -104,8 +104,9 @@ def _run_stage(
     try:
         with display.stage(stage.name, ctx):
             summary = stage.load()(ctx) or {}
-    except KeyboardInterrupt:
-        log.warning("stage %s interrupted; run the same command again to resume", stage.name)
+    except KeyboardInterrupt as e:
+        why = f" ({e})" if str(e) else ""
+        log.warning("stage %s interrupted%s; run the same command again to resume", stage.name, why)
         raise
     except StageError as e:
         log.error("stage %s failed: %s", stage.name, e)

@@ -15,7 +15,6 @@ step boundary, saves a checkpoint and raises ``TrainingInterrupted`` (a
 from __future__ import annotations
 
 import json
-import logging
 import math
 import signal
 import threading
@@ -41,7 +40,7 @@ from superlab.train.schedule import lr_at
 MAX_BAD_STEPS = 5
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(StageError):
     """Too many consecutive steps with a NaN/inf loss or gradient."""
 
 
@@ -85,8 +84,9 @@ class Trainer:
     """Trains ``recipe.model`` on ``run_dir``'s shards, resuming from its newest checkpoint."""
 
     def __init__(self, recipe: Recipe, run_dir: RunDir, ctx: StageContext | None = None) -> None:
-        self.recipe, self.run, self.ctx = recipe, run_dir, ctx
-        self.log = ctx.log if ctx is not None else logging.getLogger("superlab.train")
+        self.recipe, self.run = recipe, run_dir
+        self.ctx = ctx if ctx is not None else StageContext(recipe=recipe, run=run_dir)
+        self.log = self.ctx.log
         self.tc = tc = recipe.train
         self.device = resolve_device(tc.device)
         self.model_cfg = resolve_model_config(recipe, run_dir.shards)
@@ -156,8 +156,7 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Train until ``train.steps``; return the stage summary."""
         tc = self.tc
-        progress = self.ctx.progress("train", total=tc.steps) if self.ctx else _null_progress()
-        with self._signals(), progress as bar:
+        with self._signals(), self.ctx.progress("train", total=tc.steps) as bar:
             bar.advance(self.step)
             while self.step < tc.steps:
                 if self._stop_signal:
@@ -297,16 +296,3 @@ class Trainer:
 
 def _moe_stats(model: Transformer) -> list[dict[str, Any]]:
     return [b.mlp.stats for b in model.blocks if isinstance(b.mlp, MoE)]
-
-
-class _NullBar:
-    def advance(self, n: float = 1) -> None:
-        pass
-
-    def update(self, *, total: float | None = None, description: str | None = None) -> None:
-        pass
-
-
-@contextmanager
-def _null_progress() -> Iterator[_NullBar]:
-    yield _NullBar()
