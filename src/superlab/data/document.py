@@ -38,3 +38,26 @@ class Document:
             source=obj.get("source", ""),
             offset=int(obj.get("offset", 0)),
         )
+
+
+@dataclass(slots=True)
+class BadRecord:
+    """An input record that could not become a document: skipped, counted, and listed.
+
+    Readers yield these in place of documents (they never raise on bad records), so
+    the pipeline writes each to ``rejects.jsonl`` with its file and offset.
+    """
+
+    source: str
+    offset: int
+    reason: str  # "read:<kind>", e.g. read:invalid_json, read:corrupt_gzip, read:giant
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "step": "read",
+            "reason": self.reason,
+            "source": self.source,
+            "offset": self.offset,
+            "detail": self.detail,
+        }
