@@ -8,7 +8,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lint clean-runs
+.PHONY: demo test lint bench clean-runs
 
 $(VENV)/.created:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,14 @@ demo: $(VENV)/.core
 
 test: $(VENV)/.dev
 	$(PY) -m pytest
+
+$(VENV)/.bench: $(VENV)/.dev pyproject.toml
+	$(PIP) install -e '.[dev,bench]'
+	touch $@
+
+# Every benchmark in its --quick form (the same comparison on a smaller input).
+bench: $(VENV)/.bench
+	@for b in bench/*.py; do echo "== $$b --quick"; $(PY) $$b --quick || exit 1; done
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check src tests bench

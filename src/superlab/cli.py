@@ -25,6 +25,15 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect and validate recipes.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
+
+def _add_plan_commands() -> None:
+    from superlab.cli_plan import plan_app  # no torch: `superlab plan` stays fast
+
+    app.add_typer(plan_app, name="plan")
+
+
+_add_plan_commands()
+
 err = Console(stderr=True)
 out = Console()
 

@@ -11,8 +11,7 @@ import pytest
 
 from superlab.common import StageContext, StageError
 from superlab.data import stage
-from superlab.data.errors import DataError
-from superlab.data.filters import build_filters
+from superlab.data.pipeline import components
 from superlab.data.stage import run
 from superlab.data.tokenizer import load_tokenizer
 
@@ -46,7 +45,16 @@ def corpus(tmp_path: Path) -> list[Path]:
 
 @pytest.fixture
 def ctx(tmp_path: Path) -> StageContext:
-    return make_ctx(tmp_path, corpus(tmp_path), heldout_fraction=0.1, shard_tokens=2048)
+    # One worker: the shards run in this process, where monkeypatches reach them. Language
+    # id is off: the test pages are made-up words.
+    return make_ctx(
+        tmp_path,
+        corpus(tmp_path),
+        heldout_fraction=0.1,
+        shard_tokens=2048,
+        workers=1,
+        language={"enabled": False},
+    )
 
 
 def marker(ctx: StageContext, step: str) -> Path:
@@ -56,7 +64,7 @@ def marker(ctx: StageContext, step: str) -> Path:
 def outputs(ctx: StageContext) -> dict[str, Path]:
     r = ctx.run
     return {
-        "work_clean": r.data_work / "clean.jsonl",
+        "work_clean": r.data_work / "filtered" / "00000.jsonl",
         "clean": r.data / "clean.jsonl",
         "rejects": r.data / "rejects.jsonl",
         "tokenizer": r.tokenizer,
@@ -89,10 +97,19 @@ def test_every_removal_is_counted_with_its_reason(ctx: StageContext) -> None:
     assert stats["removed"] == removed
     assert stats["lines_removed"] == {"c4:no_terminal_punct": 4, "c4:policy": 1}
     steps = stats["steps"]
-    assert [(steps[s]["docs_in"], steps[s]["docs_out"]) for s in ("clean", "dedup")] == [
-        (50, 45),
-        (45, 42),
+    funnel = [(name, s["docs_in"], s["docs_out"]) for name, s in steps.items() if "docs_in" in s]
+    assert funnel == [
+        ("read", 50, 50),
+        ("C4LineFilter", 50, 48),
+        ("LengthFilter", 48, 47),
+        ("GopherQualityFilter", 47, 46),
+        ("GopherRepetitionFilter", 46, 45),
+        ("FineWebQualityFilter", 45, 45),
+        ("PIIFilter", 45, 45),
+        ("ExactDedup", 45, 42),
+        ("MinHashDedup", 42, 42),
     ]
+    assert steps["C4LineFilter"]["bytes_out"] < steps["C4LineFilter"]["bytes_in"]
     assert set(stats["seconds"]) == set(STEPS)
 
     rejects = read_jsonl(ctx.run.data / "rejects.jsonl")
@@ -111,13 +128,13 @@ def test_every_removal_is_counted_with_its_reason(ctx: StageContext) -> None:
         "dup3": "g1",
     }
     assert by_id["code"] == {
-        "step": "clean",
+        "step": "C4LineFilter",
         "reason": "c4:empty",
         "id": "code",
         "source": str(ctx.recipe.data.source.paths[1]),
         "offset": 1,
     }
-    assert by_id["dup1"]["step"] == "dedup"
+    assert by_id["dup1"]["step"] == "ExactDedup"
 
     clean = read_jsonl(ctx.run.data / "clean.jsonl")
     assert [d["id"] for d in clean] == [f"g{i}" for i in range(40)] + ["boiler", "more:3"]
@@ -204,12 +221,14 @@ def test_interrupted_clean_discards_its_temporaries(
                 raise KeyboardInterrupt
             return True
 
-    monkeypatch.setattr(stage, "build_filters", lambda cfg: [Boom(), *build_filters(cfg)])
+    real = components.make_filters
+    monkeypatch.setattr(components, "make_filters", lambda cfg: [Boom(), *real(cfg)])
     with pytest.raises(KeyboardInterrupt):
         run(ctx)
-    assert sorted(p.name for p in ctx.run.data_work.iterdir()) == []
+    left = sorted(str(p.relative_to(ctx.run.data_work)) for p in ctx.run.data_work.rglob("*"))
+    assert left == ["filtered", "manifest.json"]
     # A temporary left by a killed process (no chance to clean up) is discarded on rerun.
-    stale = ctx.run.data_work / ".clean.jsonl.abc123.tmp"
+    stale = ctx.run.data_work / "filtered" / ".00000.jsonl.abc123.tmp"
     stale.write_text('{"half": ')
     (ctx.run.data / ".shards.xyz.tmp").mkdir()
     monkeypatch.undo()
@@ -220,18 +239,25 @@ def test_interrupted_clean_discards_its_temporaries(
 
 def test_nothing_left_is_a_stage_error(tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "tiny.jsonl", [{"text": "Too short."}, {"text": "Menu"}])
-    ctx = make_ctx(tmp_path, [src])
+    ctx = make_ctx(tmp_path, [src], language={"enabled": False})
     with pytest.raises(StageError, match=r"no documents left .*{'c4:empty': 2}"):
         run(ctx)
     assert not (ctx.run.data / "clean.jsonl").exists()
     assert [p.name for p in ctx.run.data_work.glob("*.done.json")] == ["clean.done.json"]
 
 
-def test_bad_input_line_fails_the_stage_naming_it(tmp_path: Path) -> None:
+def test_bad_input_line_is_rejected_and_the_run_goes_on(tmp_path: Path) -> None:
     src = tmp_path / "bad.jsonl"
     src.write_text(json.dumps({"text": english(1)}) + "\n{not json\n")
-    with pytest.raises(DataError, match=rf"^{src}:2: invalid JSON"):
-        run(make_ctx(tmp_path, [src]))
+    ctx = make_ctx(tmp_path, [src], language={"enabled": False})
+    assert run(ctx)["docs_out"] == 1
+    (bad,) = read_jsonl(ctx.run.data / "rejects.jsonl")
+    assert (bad["step"], bad["reason"], bad["source"], bad["offset"]) == (
+        "read",
+        "read:invalid_json",
+        str(src),
+        2,
+    )
 
 
 def test_shards_hold_the_clean_corpus(ctx: StageContext) -> None:

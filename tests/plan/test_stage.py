@@ -98,7 +98,7 @@ def test_vocab_size_resolution_order(tmp_path: Path, fake_counts: list) -> None:
 
 def test_unknown_accelerator_is_a_stage_error(tmp_path: Path, fake_counts: list) -> None:
     with pytest.raises(StageError, match=r"known accelerators: .*h100-sxm"):
-        run(_ctx(tmp_path, plan={"accelerator": "a100"}))
+        run(_ctx(tmp_path, plan={"accelerator": "v100"}))
     with pytest.raises(StageError, match="no 'fp8'"):
         run(_ctx(tmp_path, plan={"accelerator": "tpu-v5p", "precision": "fp8"}))
     assert not RunDir(tmp_path).plan.exists()

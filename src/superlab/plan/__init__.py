@@ -1,8 +1,14 @@
-"""Pure-number planning: accelerator catalog and training-run estimates. Imports no torch.
+"""Pure-number planning: catalog, training, serving, fleet, finance. Imports no torch.
 
 The shape: ``estimate_training(...)`` takes plain numbers and an accelerator
 name (or ``Accelerator``) and returns a frozen ``TrainingEstimate`` holding every
 input and derived number; ``superlab.plan.stage.run(ctx)`` is the ``plan`` stage.
+Every model (``training_outputs``, ``serving_outputs``, ``fleet_model(s)``) is a
+function of keyword numpy arrays returning ``{output: array}``, so
+``montecarlo.simulate`` gives p10/p50/p90 of every output and ``tornado`` the
+inputs that matter. Modules: catalog, estimate, memory, serving, depreciation,
+tax, scenario (schema/loader), fleet (quarters -> cash), montecarlo, validation
+(published runs), commands (what the CLI computes), render (tables, SVG).
 """
 
 from superlab.plan.catalog import (

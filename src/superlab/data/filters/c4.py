@@ -14,6 +14,7 @@ from collections import Counter
 
 from superlab.data.document import Document
 from superlab.data.filters import Verdict
+from superlab.data.filters.analysis import analyze, set_text
 
 # c4_utils._END_MARKS, plus the typographic closing quotes.
 END_MARKS = (".", "?", "!", '"', "”")
@@ -46,7 +47,7 @@ class C4LineFilter:
     def keep(self, doc: Document) -> Verdict:
         kept: list[str] = []
         removed: Counter[str] = Counter()
-        for raw in doc.text.splitlines():
+        for raw in analyze(doc).raw_lines:
             line = raw.strip()
             if not line:
                 if kept and kept[-1]:
@@ -64,7 +65,7 @@ class C4LineFilter:
             kept.pop()
         if not kept:
             return False, "c4:empty"
-        doc.text = "\n".join(kept)
+        set_text(doc, "\n".join(kept), [ln for ln in kept if ln])
         return True
 
     @staticmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from superlab.data.document import Document
 from superlab.data.filters import Verdict
-from superlab.data.filters.words import count_words
+from superlab.data.filters.analysis import analyze
 
 
 class LengthFilter:
@@ -19,7 +19,7 @@ class LengthFilter:
         self.max_words = max_words
 
     def keep(self, doc: Document) -> Verdict:
-        n = count_words(doc.text)
+        n = analyze(doc).n_words
         if n < self.min_words:
             return False, "gopher:min_words"
         if n > self.max_words:

@@ -1,115 +1,151 @@
-"""JSON Lines in (plain, ``.gz``, ``.zst``; files or globs), documents out, one line at a time."""
+"""JSON Lines in (plain, ``.gz``, ``.zst``), documents out, one line at a time.
+
+Bad input never raises: each bad line becomes a ``BadRecord`` and reading goes on; a
+corrupt or truncated compressed stream becomes one ``BadRecord`` at the line where it
+broke and ends that file, after every good line before it was yielded.
+
+Non-UTF-8 bytes are *rejected* (``read:bad_utf8``), not replaced: JSON Lines is UTF-8 by
+definition (RFC 8259 §8.1, jsonlines.org), a line with invalid bytes is usually a file in
+another encoding, and replacement characters would slip corrupted text into training.
+The same goes for lone surrogate escapes (``"\\ud800"``), which no UTF-8 writer can write.
+"""
 
 from __future__ import annotations
 
-import glob
-import gzip
 import json
+import re
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from superlab.data.document import Document
+from superlab.data.document import BadRecord, Document
 from superlab.data.errors import DataError
-from superlab.data.readers.zstd import open_zst
+from superlab.data.readers.paths import expand_paths, file_stem, open_binary
 
-_GLOB_CHARS = frozenset("*?[")
-_SUFFIXES = (".gz", ".zst", ".jsonl", ".ndjson", ".json")
+__all__ = ["expand_paths", "file_stem", "read_documents", "read_jsonl", "read_jsonl_file"]
 
-
-def expand_paths(paths: list[str]) -> list[Path]:
-    """Files named by ``paths`` in the given order; each glob expands to its sorted matches."""
-    found: list[Path] = []
-    for p in paths:
-        if _GLOB_CHARS & set(p):
-            matches = sorted(glob.glob(p, recursive=True))
-            if not matches:
-                raise DataError(f"{p}: no files match this pattern")
-            found += [Path(m) for m in matches if Path(m).is_file()]
-        elif Path(p).is_file():
-            found.append(Path(p))
-        else:
-            raise DataError(f"{p}: no such file")
-    return found
+SKIP_CHUNK = 1 << 16  # bytes read at a time while skipping the rest of a giant line
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # any surrogate escape, paired or not
+MAX_DOC_BYTES = 2_000_000  # SourceConfig.max_doc_bytes' default
 
 
-def file_stem(path: Path) -> str:
-    """``dir/part-1.jsonl.gz`` -> ``part-1``: the name without its data suffixes."""
-    name = path.name
-    while name.endswith(_SUFFIXES):
-        name = name[: name.rindex(".")]
-    return name or path.name
+def read_jsonl_file(
+    path: Path,
+    text_field: str = "text",
+    id_field: str | None = "id",
+    max_doc_bytes: int = MAX_DOC_BYTES,
+) -> Iterator[Document | BadRecord]:
+    """Stream one JSONL file: a ``Document`` per good line, a ``BadRecord`` per bad one.
+
+    Offsets are 1-based line numbers; the id is the ``id_field`` value or ``<stem>:<line>``;
+    other fields go to ``metadata``; blank lines are not records and are skipped. A line
+    over ``max_doc_bytes`` is skipped unparsed (``read:giant``), never held whole.
+    """
+    source, stem, codec = str(path), file_stem(path), _codec(path)
+    lineno = 0
+    try:
+        with open_binary(path) as f:
+            while raw := f.readline(max_doc_bytes + 1):
+                lineno += 1
+                if len(raw) > max_doc_bytes and not raw.endswith(b"\n"):
+                    while (rest := f.readline(SKIP_CHUNK)) and not rest.endswith(b"\n"):
+                        pass
+                    yield BadRecord(
+                        source, lineno, "read:giant", f"line over {max_doc_bytes} bytes"
+                    )
+                    continue
+                rec = parse_line(raw, source, lineno, stem, text_field, id_field)
+                if rec is not None:
+                    yield rec
+    except EOFError as e:
+        yield BadRecord(source, lineno + 1, "read:truncated", f"{codec or 'file'}: {e}")
+    except (OSError, zlib.error) as e:
+        reason = f"read:corrupt_{codec}" if codec else "read:io_error"
+        yield BadRecord(source, lineno + 1, reason, str(e))
 
 
-def open_binary(path: Path) -> IO[bytes]:
-    """Open ``path`` for reading bytes, decompressing ``.gz`` and ``.zst`` on the fly."""
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if path.name.endswith(".zst"):
-        return open_zst(path)
-    return open(path, "rb")
+def _codec(path: Path) -> str | None:
+    return {".gz": "gzip", ".zst": "zstd"}.get(path.suffix)
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw line) for every line of ``path``; read errors name the line."""
+def parse_line(
+    raw: bytes, source: str, lineno: int, stem: str, text_field: str, id_field: str | None
+) -> Document | BadRecord | None:
+    """One JSONL line to a ``Document``, a ``BadRecord`` saying why not, or None if blank."""
+    if not raw.strip():
+        return None
+
+    def bad(reason: str, detail: str = "") -> BadRecord:
+        return BadRecord(source, lineno, reason, detail)
+
+    try:
+        # utf-8-sig on line 1: a byte-order mark there is noise, not an invalid record.
+        line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+    except UnicodeDecodeError as e:
+        return bad("read:bad_utf8", f"invalid UTF-8 at byte {e.start} of the line")
+    try:
+        obj = json.loads(line)
+    except (ValueError, RecursionError) as e:  # RecursionError: absurdly deep nesting
+        return bad("read:invalid_json", str(e)[:200])
+    if not isinstance(obj, dict):
+        return bad("read:not_object", f"expected a JSON object, got {type(obj).__name__}")
+    text = obj.pop(text_field, None)
+    if text is None:
+        return bad("read:missing_text", f"field '{text_field}' is missing or null")
+    if not isinstance(text, str):
+        return bad("read:text_not_string", f"field '{text_field}' is {type(text).__name__}")
+    if not text.strip():
+        return bad("read:empty", f"field '{text_field}' is empty")
+    if _SURROGATE.search(raw) and not _utf8_safe(text, obj):
+        return bad("read:bad_utf8", "lone surrogate escape (not encodable as UTF-8)")
+    doc_id = obj.pop(id_field, None) if id_field else None
+    return Document(
+        id=f"{stem}:{lineno}" if doc_id is None else str(doc_id),
+        text=text,
+        metadata=obj,
+        source=source,
+        offset=lineno,
+    )
+
+
+def _utf8_safe(text: str, obj: dict[str, Any]) -> bool:
+    try:
+        text.encode("utf-8")
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def read_jsonl(
+    paths: list[str],
+    text_field: str = "text",
+    id_field: str | None = "id",
+    max_doc_bytes: int = MAX_DOC_BYTES,
+) -> Iterator[Document | BadRecord]:
+    """``read_jsonl_file`` over files or globs, in ``expand_paths`` order."""
+    for path in expand_paths(paths):
+        yield from read_jsonl_file(path, text_field, id_field, max_doc_bytes)
+
+
+def read_documents(path: str | Path) -> Iterator[Document]:
+    """Stream ``Document`` JSON lines (as written by ``JsonlWriter``) back; strict.
+
+    These are the pipeline's own intermediate files, so a bad line is a bug or a damaged
+    run directory, and raises ``DataError`` naming file:line rather than being skipped.
+    """
+    path = Path(path)
     lineno = 0
     try:
         with open_binary(path) as f:
             for lineno, raw in enumerate(f, 1):
-                yield lineno, raw
+                if not raw.strip():
+                    continue
+                try:
+                    doc = Document.from_json(json.loads(raw))
+                except (ValueError, KeyError, TypeError) as e:
+                    raise DataError(f"{path}:{lineno}: not a document ({e!r})") from None
+                yield doc
     except (OSError, EOFError) as e:
         raise DataError(f"{path}:{lineno + 1}: cannot read ({e})") from None
-
-
-def _record(path: Path, lineno: int, raw: bytes) -> dict[str, Any]:
-    try:
-        obj = json.loads(raw)
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError
-        raise DataError(f"{path}:{lineno}: invalid JSON ({e})") from None
-    if not isinstance(obj, dict):
-        raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-    return obj
-
-
-def read_jsonl(
-    paths: list[str], text_field: str = "text", id_field: str | None = "id"
-) -> Iterator[Document]:
-    """Stream documents from JSONL files; a bad line raises ``DataError`` naming file:line.
-
-    The id is the record's ``id_field`` when present, else ``<file stem>:<line>``. Other
-    fields go to ``metadata``. Blank lines are not records and are skipped.
-    """
-    for path in expand_paths(paths):
-        stem = file_stem(path)
-        for lineno, raw in _lines(path):
-            if not raw.strip():
-                continue
-            obj = _record(path, lineno, raw)
-            text = obj.pop(text_field, None)
-            if text is None:
-                raise DataError(f"{path}:{lineno}: field '{text_field}' is missing")
-            if not isinstance(text, str):
-                raise DataError(
-                    f"{path}:{lineno}: field '{text_field}' must be a string, "
-                    f"got {type(text).__name__}"
-                )
-            doc_id = obj.pop(id_field, None) if id_field else None
-            yield Document(
-                id=f"{stem}:{lineno}" if doc_id is None else str(doc_id),
-                text=text,
-                metadata=obj,
-                source=str(path),
-                offset=lineno,
-            )
-
-
-def read_documents(path: str | Path) -> Iterator[Document]:
-    """Stream ``Document`` JSON lines (as written by ``JsonlWriter``) back from ``path``."""
-    path = Path(path)
-    for lineno, raw in _lines(path):
-        if raw.strip():
-            obj = _record(path, lineno, raw)
-            try:
-                yield Document.from_json(obj)
-            except (KeyError, TypeError, ValueError) as e:
-                raise DataError(f"{path}:{lineno}: not a document ({e!r})") from None

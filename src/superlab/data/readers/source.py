@@ -1,20 +1,100 @@
-"""The recipe's document source, by kind: a demo corpus or the user's JSONL files."""
+"""The recipe's document source, by kind, split into inputs that workers read independently.
+
+An *input* is one file (jsonl, parquet, warc) or one virtual shard of the demo corpus
+(``wiki_demo:i/n``: the i-th of n contiguous slices of the stream, so shard order is
+stream order and "first in corpus order" means the same for dedup whatever the sharding;
+every worker regenerates the deterministic stream up to the end of its slice). The executor calls
+``list_inputs`` once and ``read_input`` per worker; ``read_source_records`` chains them.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 from superlab.config.recipe import SourceConfig
-from superlab.data.document import Document
-from superlab.data.readers.jsonl import read_jsonl
+from superlab.data.document import BadRecord, Document
+from superlab.data.errors import DataError
+from superlab.data.readers.jsonl import read_jsonl_file
+from superlab.data.readers.paths import expand_paths
+
+WIKI_DEMO = "wiki_demo"
+WIKI_DEMO_SHARDS = 4  # virtual shards of the demo corpus, so it runs in parallel too
+
+# How read_source words a bad record in the error it raises (the pipeline's old messages).
+_WORDS = {"read:invalid_json": "invalid JSON", "read:not_object": "expected a JSON object"}
+
+
+def list_inputs(cfg: SourceConfig) -> list[str]:
+    """The source's inputs, in a fixed order: files (globs expanded) or demo shard names."""
+    if cfg.kind == WIKI_DEMO:
+        return [f"{WIKI_DEMO}:{i}/{WIKI_DEMO_SHARDS}" for i in range(WIKI_DEMO_SHARDS)]
+    if cfg.kind in ("jsonl", "parquet", "warc"):
+        return [str(p) for p in expand_paths(cfg.paths)]
+    raise DataError(f"unknown source kind {cfg.kind!r}")
+
+
+def read_input(
+    name: str, cfg: SourceConfig, counts: Counter[str] | None = None
+) -> Iterator[Document | BadRecord]:
+    """Stream one input of ``list_inputs(cfg)``: documents, and a ``BadRecord`` per bad record.
+
+    ``counts`` (optional) receives non-document records that are skipped without being
+    rejects, as ``skipped:<kind>`` (e.g. WARC ``skipped:request``).
+    """
+    if cfg.kind == WIKI_DEMO:
+        return _wiki_demo_shard(name, cfg)
+    path = Path(name)
+    if cfg.kind == "jsonl":
+        return read_jsonl_file(path, cfg.text_field, cfg.id_field, cfg.max_doc_bytes)
+    if cfg.kind == "parquet":
+        from superlab.data.readers.parquet import read_parquet_file
+
+        return read_parquet_file(path, cfg.text_field, cfg.id_field, cfg.max_doc_bytes)
+    if cfg.kind == "warc":
+        from superlab.data.readers.warc import read_warc_file
+
+        return read_warc_file(path, cfg.extractor, cfg.max_doc_bytes, counts)
+    raise DataError(f"unknown source kind {cfg.kind!r}")
+
+
+def _wiki_demo_shard(name: str, cfg: SourceConfig) -> Iterator[Document]:
+    from superlab.data.corpus.wiki_demo import iter_wiki_demo, wiki_demo_size
+
+    try:
+        kind, _, shard = name.partition(":")
+        i, n = (int(x) for x in shard.split("/"))
+        assert kind == WIKI_DEMO and 0 <= i < n
+    except (ValueError, AssertionError):
+        raise DataError(f"{name!r} is not a demo shard name like '{WIKI_DEMO}:0/4'") from None
+    size = wiki_demo_size(cfg)
+    per = -(-size // n)  # ceil
+    lo, hi = i * per, min((i + 1) * per, size)
+    for pos, doc in enumerate(iter_wiki_demo(cfg)):
+        if pos >= hi:
+            return
+        if pos >= lo:
+            yield doc
+
+
+def read_source_records(
+    cfg: SourceConfig, counts: Counter[str] | None = None
+) -> Iterator[Document | BadRecord]:
+    """Every input in order: the whole source as documents and ``BadRecord``s."""
+    if cfg.kind == WIKI_DEMO:  # one unsplit stream: the same order as before sharding
+        from superlab.data.corpus.wiki_demo import iter_wiki_demo
+
+        yield from iter_wiki_demo(cfg)
+        return
+    for name in list_inputs(cfg):
+        yield from read_input(name, cfg, counts)
 
 
 def read_source(cfg: SourceConfig) -> Iterator[Document]:
-    """Stream the documents ``cfg`` names."""
-    if cfg.kind == "jsonl":
-        return read_jsonl(cfg.paths, cfg.text_field, cfg.id_field)
-    if cfg.kind == "wiki_demo":
-        from superlab.data.corpus.wiki_demo import iter_wiki_demo
-
-        return iter_wiki_demo(cfg)
-    raise ValueError(f"unknown source kind {cfg.kind!r}")
+    """Documents only, strictly: the first bad record raises ``DataError`` naming file:offset."""
+    for rec in read_source_records(cfg):
+        if isinstance(rec, BadRecord):
+            words = _WORDS.get(rec.reason, rec.reason)
+            raise DataError(f"{rec.source}:{rec.offset}: {words} ({rec.detail})")
+        yield rec

@@ -1,0 +1,281 @@
+"""``superlab plan ...``: training, serving and fleet numbers. Thin: parses, calls the package.
+
+Numeric options take a number (``0.4``), a uniform range (``0.38:0.43``), a
+triangular ``low:mode:high`` or ``lognormal:p10:p90``; every output is then
+reported as p10/p50/p90 over Monte Carlo draws.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from superlab.plan import commands, render
+from superlab.plan.montecarlo import Input, parse
+from superlab.plan.scenario import ScenarioError
+from superlab.plan.validation import check_fleet, validate_all
+
+plan_app = typer.Typer(
+    help="Compute, power, cost and finance: what a lab can train and serve.", no_args_is_help=True
+)
+out, err = Console(), Console(stderr=True)
+
+R = Annotated[str | None, typer.Option(help="number, lo:hi, lo:mode:hi or lognormal:p10:p90")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
+DrawsOpt = Annotated[int, typer.Option(help="Monte Carlo draws.")]
+SeedOpt = Annotated[int, typer.Option(help="Random seed (same seed = same output).")]
+SvgOpt = Annotated[Path | None, typer.Option(help="Write the tornado chart as SVG here.")]
+
+
+def _num(text: str | None, name: str) -> Input | None:
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint=f"--{name.replace('_', '-')}") from None
+
+
+def _emit(
+    result: dict[str, Any],
+    as_json: bool,
+    tables: list[Any],
+    svg: Path | None,
+    tornado: tuple[str, list[dict[str, Any]]] | None,
+) -> None:
+    if svg is not None and tornado is not None:
+        svg.write_text(render.tornado_svg(*tornado), "utf-8")
+    if as_json:
+        out.print_json(json.dumps(result, default=float))
+        return
+    for t in tables:
+        out.print(t)
+
+
+@plan_app.command()
+def train(
+    recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML (model shape).")] = None,
+    params: R = None,
+    active_params: R = None,
+    tokens: R = None,
+    attn_flops: R = None,
+    accelerator: str = "h100-sxm",
+    precision: str = "bf16",
+    gpus: int = 1024,
+    mfu: R = None,
+    tflops: R = None,
+    goodput: R = "0.9",
+    pue: R = "1.2",
+    price: R = None,
+    capex_per_gpu: R = None,
+    life_years: R = "5",
+    price_per_mwh: R = "80",
+    seq_len: int | None = None,
+    tp: int = 1,
+    pp: int = 1,
+    ep: int = 1,
+    zero: int = 1,
+    micro_batch: int = 1,
+    recompute: str = "selective",
+    layers: int | None = None,
+    d_model: int | None = None,
+    heads: int | None = None,
+    expert_params: float = 0.0,
+    draws: DrawsOpt = 100_000,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+    svg: SvgOpt = None,
+) -> None:
+    """FLOPs, GPU-hours, days, power, energy, cost and memory of a training run."""
+    shape = commands.recipe_shape(recipe, seq_len) if recipe else {}
+    active = _num(active_params, "active_params") or _num(params, "params")
+    active = active if active is not None else shape.get("params_active")
+    if active is None or tokens is None:
+        raise typer.BadParameter("give RECIPE or --params/--active-params, and --tokens")
+    attn = _num(attn_flops, "attn_flops")
+    memory = commands.memory_spec(
+        params=_num(params, "params") or shape.get("params") or active,
+        expert_params=expert_params,
+        layers=layers or shape.get("layers"),
+        d_model=d_model or shape.get("d_model"),
+        n_heads=heads or shape.get("n_heads"),
+        seq_len=seq_len or shape.get("seq_len", 8192),
+        gpus=gpus,
+        tp=tp,
+        pp=pp,
+        ep=ep,
+        zero=zero,
+        micro_batch=micro_batch,
+        recompute=recompute,
+    )
+    result = commands.plan_train(
+        params_active=active,
+        tokens=_num(tokens, "tokens"),
+        accelerator=accelerator,
+        precision=precision,
+        num_gpus=gpus,
+        mfu=_num(mfu, "mfu"),
+        tflops_per_gpu=_num(tflops, "tflops"),
+        goodput=_num(goodput, "goodput"),
+        attn_flops_per_token=attn if attn is not None else shape.get("attn_flops_per_token", 0.0),
+        pue=_num(pue, "pue"),
+        price_per_gpu_hour=_num(price, "price"),
+        capex_per_gpu=_num(capex_per_gpu, "capex_per_gpu"),
+        life_years=_num(life_years, "life_years"),
+        price_per_mwh=_num(price_per_mwh, "price_per_mwh"),
+        memory=memory,
+        draws=draws,
+        seed=seed,
+    )
+    keys = [
+        "total_flops",
+        "mfu",
+        "effective_tflops_per_gpu",
+        "gpu_hours",
+        "wall_clock_days",
+        "it_power_mw",
+        "facility_power_mw",
+        "energy_mwh",
+        "cost_usd",
+        "cost_owned_usd",
+    ]
+    tables: list[Any] = [
+        render.quantile_table(
+            f"training on {gpus} x {accelerator} ({precision})", result["outputs"], keys
+        ),
+        render.tornado_table("what moves GPU-hours", result["tornado"]["gpu_hours"]),
+    ]
+    if "memory" in result:
+        tables.append(render.memory_table(result["memory"]))
+    _emit(result, as_json, tables, svg, ("GPU-hours: tornado", result["tornado"]["gpu_hours"]))
+
+
+@plan_app.command()
+def serve(
+    daily_users: R = "1e8",
+    queries: R = "5",
+    input_tokens: R = "1000",
+    output_tokens: R = "500",
+    peak_to_average: R = "2",
+    params: R = "70e9",
+    active_params: R = None,
+    layers: R = "80",
+    kv_heads: R = "8",
+    head_dim: R = "128",
+    gpus_per_replica: R = "8",
+    accelerator: str = "h100-sxm",
+    precision: str = "bf16",
+    prefill_mfu: R = None,
+    decode_mbu: R = None,
+    prefill_tok_s: R = None,
+    decode_tok_s: R = None,
+    price: R = None,
+    pue: R = "1.2",
+    draws: DrawsOpt = 100_000,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+    svg: SvgOpt = None,
+) -> None:
+    """Accelerators, power and cost to serve D daily users at Q queries each."""
+    raw = dict(locals())
+    skip = ("accelerator", "precision", "draws", "seed", "as_json", "svg")
+    n = {k: _num(v, k) for k, v in raw.items() if k not in skip}
+    result = commands.plan_serve(
+        accelerator=accelerator,
+        precision=precision,
+        draws=draws,
+        seed=seed,
+        daily_users=n["daily_users"],
+        queries_per_user=n["queries"],
+        input_tokens=n["input_tokens"],
+        output_tokens=n["output_tokens"],
+        peak_to_average=n["peak_to_average"],
+        params_total=n["params"],
+        params_active=n["active_params"] or n["params"],
+        layers=n["layers"],
+        kv_heads=n["kv_heads"],
+        head_dim=n["head_dim"],
+        gpus_per_replica=n["gpus_per_replica"],
+        prefill_mfu=n["prefill_mfu"],
+        decode_mbu=n["decode_mbu"],
+        prefill_tok_s_per_gpu=n["prefill_tok_s"],
+        decode_tok_s_per_gpu=n["decode_tok_s"],
+        price_per_gpu_hour=n["price"],
+        pue=n["pue"],
+    )
+    keys = [
+        "queries_per_s_peak",
+        "kv_gb_per_sequence",
+        "kv_fits",
+        "batch_per_replica",
+        "prefill_tok_s_per_gpu",
+        "decode_tok_s_per_gpu",
+        "gpus",
+        "it_power_mw",
+        "facility_power_mw",
+        "energy_mwh_per_year",
+        "rented_cost_usd_per_year",
+        "cost_per_million_output_tokens",
+    ]
+    tables = [
+        render.quantile_table(f"serving on {accelerator}", result["outputs"], keys),
+        render.tornado_table("what moves the GPU count", result["tornado"]["gpus"]),
+    ]
+    _emit(result, as_json, tables, svg, ("GPUs: tornado", result["tornado"]["gpus"]))
+
+
+@plan_app.command()
+def fleet(
+    scenario: Annotated[Path, typer.Argument(help="Scenario YAML, e.g. scenarios/meta-2025.yaml.")],
+    draws: DrawsOpt = 20_000,
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+    svg: SvgOpt = None,
+) -> None:
+    """A multi-year build-out by quarter: chips, GW, capex, depreciation, tax, cash, runway."""
+    try:
+        result = commands.plan_fleet(scenario, draws, seed)
+    except ScenarioError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    o = result["outputs"]
+    checks = check_fleet(o) if result["scenario"] == "meta-2025" else []
+    result["checks"] = checks
+    years = sorted({k.split(".")[0] for k in o if k[:4].isdigit() and "Q" not in k.split(".")[0]})
+    quarters = sorted({k.split(".")[0] for k in o if "Q" in k.split(".")[0]})
+    tables: list[Any] = []
+    if checks:
+        tables.append(
+            render.checks_table(f"{result['scenario']}: reproduced public figures", checks)
+        )
+    for y in years:
+        tables.append(
+            render.quantile_table(f"{y}", o, sorted(k for k in o if k.startswith(y + ".")))
+        )
+    tables.append(
+        render.quantile_table(
+            "cash by quarter ($B)",
+            o,
+            [f"{q}.cash_b" for q in quarters] + [f"{q}.months_of_capex_in_cash" for q in quarters],
+        )
+    )
+    tables.append(
+        render.quantile_table("financing", o, sorted(k for k in o if k.startswith("financing.")))
+    )
+    first = next(iter(result["tornado"].items()), None)
+    if first:
+        tables.append(render.tornado_table(f"what moves {first[0]}", first[1]))
+    _emit(result, as_json, tables, svg, first)
+
+
+@plan_app.command()
+def validate(draws: DrawsOpt = 100_000, seed: SeedOpt = 0, as_json: JsonOpt = False) -> None:
+    """Reproduce published training runs from their published inputs."""
+    rows = validate_all(draws, seed)
+    _emit({"runs": rows}, as_json, [render.validation_table(rows)], None, None)
+    if not all(r["pass"] for r in rows):
+        raise typer.Exit(1)

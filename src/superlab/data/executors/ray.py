@@ -1,0 +1,80 @@
+"""The ``ray`` executor: the same per-shard functions as Ray tasks (``ray`` imported only here).
+
+On a cluster, start Ray first (``ray start``, or ``RAY_ADDRESS``) and this joins it;
+otherwise it starts a local Ray with ``workers`` CPUs and shuts it down on ``close``.
+Every worker must be able to import ``superlab`` and read the inputs and the run
+directory (a shared filesystem).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from superlab.common import StageError
+from superlab.data.executors import OnDone
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise StageError(
+            "data.executor 'ray' needs Ray: pip install 'superlab[ray]' "
+            "(or set data.executor: local)"
+        ) from None
+    return ray
+
+
+class RayExecutor:
+    """Each item is one Ray task; results are gathered in input order."""
+
+    def __init__(self, workers: int = 0) -> None:
+        self.ray = _import_ray()
+        self._started = False
+        if not self.ray.is_initialized():
+            self.ray.init(
+                num_cpus=workers or None,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+            )
+            self._started = True
+
+    def map(
+        self, fn: Callable[[T], R], items: Sequence[T], on_done: OnDone | None = None
+    ) -> list[R]:
+        """``[fn(x) for x in items]`` as Ray tasks; ``on_done(i, result)`` as each finishes."""
+        ray = self.ray
+        task = ray.remote(fn)
+        pending = {task.remote(x): i for i, x in enumerate(items)}
+        out: list[Any] = [None] * len(items)
+        try:
+            while pending:
+                done, _ = ray.wait(list(pending), num_returns=1)
+                i = pending.pop(done[0])
+                # Ray re-raises a task's exception as an instance of its own class too,
+                # so a StageError from a worker reaches the caller as a StageError.
+                out[i] = ray.get(done[0])
+                if on_done is not None:
+                    on_done(i, out[i])
+        except BaseException:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        return out
+
+    def close(self) -> None:
+        """Shut Ray down if this executor started it."""
+        if self._started:
+            self.ray.shutdown()
+            self._started = False
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

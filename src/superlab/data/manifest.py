@@ -1,0 +1,116 @@
+"""The data stage's manifest: which inputs, with which settings, the work under data/work/ is for.
+
+A resumed run compares its manifest with the stored one and refuses to mix work done on
+other inputs or settings, saying what changed. An input file's fingerprint is its size,
+its mtime and the SHA-256 of its first and last 64 KiB (the whole file when smaller):
+cheap on terabytes, and it catches appends, truncations, rewrites and in-place edits
+(which change the mtime). A file only touched, or copied with a new mtime, also counts
+as changed: a false alarm is safer than silently resuming onto different data.
+A generated source (``wiki_demo``) has no file; its settings are in the config.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from superlab.common import StageError, atomic_write_json
+
+EDGE = 64 * 1024  # bytes hashed at each end of a file
+# Settings that change how the work is done, not what it produces.
+NOT_HASHED = ("executor", "workers")
+
+
+def fingerprint(name: str) -> dict[str, Any]:
+    """Size, mtime and head+tail SHA-256 of the file ``name``; just the name if no such file."""
+    path = Path(name)
+    if not path.is_file():
+        return {"name": name}
+    st = path.stat()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        h.update(f.read(EDGE))
+        if st.st_size > EDGE:
+            f.seek(max(EDGE, st.st_size - EDGE))
+            h.update(f.read(EDGE))
+    return {
+        "name": name,
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "sha256_ends": h.hexdigest(),
+    }
+
+
+def settings(data: dict[str, Any], tokenizer: dict[str, Any]) -> dict[str, Any]:
+    """The settings the outputs depend on: ``data`` less executor and workers, ``tokenizer``."""
+    return {"data": {k: v for k, v in data.items() if k not in NOT_HASHED}, "tokenizer": tokenizer}
+
+
+def build_manifest(inputs: list[str], config: dict[str, Any]) -> dict[str, Any]:
+    """The manifest of ``inputs`` (in order) processed with ``config`` (see ``settings``)."""
+    blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+    return {
+        "config_sha256": hashlib.sha256(blob).hexdigest(),
+        "config": config,
+        "inputs": [fingerprint(n) for n in inputs],
+    }
+
+
+def check_manifest(path: Path, current: dict[str, Any]) -> None:
+    """Write ``current`` to ``path`` if absent; raise StageError if the stored one differs."""
+    if not path.is_file():
+        atomic_write_json(path, current)
+        return
+    stored = json.loads(path.read_text(encoding="utf-8"))
+    changes = input_changes(stored["inputs"], current["inputs"])
+    if stored["config_sha256"] != current["config_sha256"]:
+        fields = config_changes(stored["config"], current["config"])
+        changes.append("settings changed: " + (", ".join(fields) or "(hash only)"))
+    if changes:
+        raise StageError(
+            f"{path.parent} holds work for other inputs or settings; "
+            + "; ".join(changes)
+            + f". Delete {path.parent} to start the data stage over, or undo the change."
+        )
+
+
+def input_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+    """What differs between two input lists: added, removed, changed (and how), reordered."""
+    before, after = {f["name"]: f for f in old}, {f["name"]: f for f in new}
+    changes = []
+    if added := [n for n in after if n not in before]:
+        changes.append("inputs added: " + ", ".join(added))
+    if removed := [n for n in before if n not in after]:
+        changes.append("inputs removed: " + ", ".join(removed))
+    for name in (n for n in after if n in before and after[n] != before[n]):
+        what = [
+            k
+            for k in ("size", "mtime_ns", "sha256_ends")
+            if before[name].get(k) != after[name].get(k)
+        ]
+        changes.append(f"input changed: {name} ({', '.join(what)})")
+    kept = [n for n in after if n in before]
+    if not changes and kept != [n for n in before if n in after]:
+        changes.append("inputs reordered")
+    return changes
+
+
+def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted paths of the fields that differ, each with its old and new value."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in [*old, *(k for k in new if k not in old)]:
+            out += config_changes(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{prefix}{key}.")
+        return out
+    if old == new:
+        return []
+    return [f"{prefix.rstrip('.')} ({_show(old)} -> {_show(new)})"]
+
+
+_ABSENT = object()  # a key one side lacks
+
+
+def _show(value: Any) -> str:
+    return "absent" if value is _ABSENT else json.dumps(value)

@@ -1,0 +1,119 @@
+"""The one place the pipeline meets readers, filters and dedup: small adapters over their APIs.
+
+Nothing else in the pipeline imports those packages, so a change in one of their APIs is
+a change here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xxhash
+
+from superlab.config.recipe import DataConfig, SourceConfig
+from superlab.data import readers
+from superlab.data.dedup.exact import normalize
+from superlab.data.document import BadRecord, Document
+from superlab.data.filters import Filter, build_filters
+
+Record = Document | BadRecord
+# Counters a filter keeps (a dict of reason -> count), summed over shards into stats.json.
+FILTER_COUNTERS = ("lines_removed", "masked")
+# Plus the records a reader skipped without rejecting them (WARC requests, metadata).
+COUNTERS = (*FILTER_COUNTERS, "skipped")
+
+
+def list_inputs(cfg: SourceConfig) -> list[str]:
+    """The input shards of a source, in order (files; fixed slices of a generated corpus)."""
+    return readers.list_inputs(cfg)
+
+
+def read_input(name: str, cfg: SourceConfig, skipped: Counter[str]) -> Iterator[Record]:
+    """One input's records: a ``Document`` or a ``BadRecord`` each; ``skipped`` counts the rest."""
+    return readers.read_input(name, cfg, skipped)
+
+
+def make_filters(cfg: DataConfig) -> list[Filter]:
+    """The filters the recipe asks for, in order: quality, language, PII masking last."""
+    return build_filters(cfg.filters, cfg.language, cfg.pii)
+
+
+def step_name(filt: Filter) -> str:
+    """A filter's name in stats and rejects: its ``name`` attribute, else its class name."""
+    return str(getattr(filt, "name", type(filt).__name__))
+
+
+def exact_key(text: str) -> str:
+    """The exact-dedup key: xxh3-128 of the normalized text, as ``ExactDedup`` computes it."""
+    return xxhash.xxh3_128_hexdigest(normalize(text).encode("utf-8"))
+
+
+def near_duplicates(
+    docs: list[Path],
+    ids: list[list[str]],
+    work: Path,
+    cfg: DataConfig,
+    executor: Callable[[], Any],
+    audit: Path,
+) -> tuple[dict[tuple[int, int], str], dict[str, int] | None]:
+    """Near dedup: ((shard, position) -> id kept, for each near duplicate; MinHash counters).
+
+    Signatures per shard in parallel (``executor().map``; a shard's ``.sig.npy`` is its
+    marker, so a resumed run reuses them), then the global LSH clustering, bounded in
+    memory and deterministic: each cluster keeps its first document in corpus order.
+    ``audit`` (``duplicates.parquet``) lists every clustered document but the survivor,
+    with its cluster and survivor: exact copies too, since they fall in the same cluster
+    (``rejects.jsonl`` says which step removed each).
+    """
+    if not cfg.dedup.minhash.enabled:
+        return {}, None
+    from superlab.data.dedup import near_duplicates as cluster
+    from superlab.data.dedup import signature_path
+
+    out = work / "minhash"
+    sigs = [signature_path(out, k) for k in range(len(docs))]
+    mh = cfg.dedup.minhash.model_dump(mode="json")
+    todo = [(str(d), str(s), mh) for d, s in zip(docs, sigs, strict=True) if not s.exists()]
+    if todo:
+        executor().map(minhash_shard, todo)
+    offsets = np.cumsum([0, *map(len, ids)])
+    result = cluster(sigs, out, cfg.dedup.minhash, texts=lambda idx: _texts(docs, offsets, idx))
+    from superlab.data.dedup.lsh_sink import write_duplicates_parquet
+
+    write_duplicates_parquet(result, sigs, audit)
+    shard_of = np.searchsorted(offsets, result.removed, side="right") - 1
+    survivor_shard = np.searchsorted(offsets, result.survivor, side="right") - 1
+    found = {
+        (int(k), int(i - offsets[k])): ids[sk][int(j - offsets[sk])]
+        for k, i, sk, j in zip(
+            shard_of, result.removed, survivor_shard, result.survivor, strict=True
+        )
+    }
+    return found, result.stats()
+
+
+def minhash_shard(task: tuple[str, str, dict[str, Any]]) -> int:
+    """Write one filtered shard's MinHash signatures (a worker function); the document count."""
+    from superlab.config.recipe import MinHashConfig
+    from superlab.data.dedup import MinHasher, write_signatures
+    from superlab.data.readers import read_documents
+
+    docs, sig, cfg = task
+    return write_signatures(read_documents(docs), Path(sig), MinHasher(MinHashConfig(**cfg)))
+
+
+def _texts(docs: list[Path], offsets: np.ndarray, idx: np.ndarray) -> list[str]:
+    """The texts of the sorted global indices ``idx`` (MinHash verification), in order."""
+    out = []
+    for k, path in enumerate(docs):
+        lo, hi = np.searchsorted(idx, [offsets[k], offsets[k + 1]])
+        local = set((idx[lo:hi] - offsets[k]).tolist())
+        if local:
+            with open(path, encoding="utf-8") as f:
+                out += [json.loads(line)["text"] for i, line in enumerate(f) if i in local]
+    return out

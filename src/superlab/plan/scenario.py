@@ -1,0 +1,286 @@
+"""The fleet scenario schema (pydantic) and its loader: errors name the file, line and field.
+
+Money is in $ billions (``_b``), power in GW, time in calendar quarters ("2025Q3").
+Any number may be a range ``[low, high]`` or a distribution (see ``montecarlo.Dist``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+
+from superlab.plan.catalog import get_accelerator
+from superlab.plan.montecarlo import Dist, as_input, quantile
+
+# Build time by build type: modular / "tent" halls 6-9 months, traditional
+# 18-24 months (SemiAnalysis on Meta's tents, 2025; industry norm for shells).
+BUILD_MONTHS = {"modular": (6.0, 9.0), "traditional": (18.0, 24.0)}
+QUARTER_RE = re.compile(r"^(\d{4})Q([1-4])$")
+
+
+def _nonnegative(value: Any) -> float | Dist:
+    x = as_input(value)
+    low = x.low if isinstance(x, Dist) else x
+    if low < 0:
+        raise ValueError(f"must be >= 0, got {value!r}")
+    return x
+
+
+def _fraction(value: Any) -> float | Dist:
+    x = _nonnegative(value)
+    if (x.high if isinstance(x, Dist) else x) > 1:
+        raise ValueError(f"must be in [0, 1], got {value!r}")
+    return x
+
+
+Number = Annotated[Any, BeforeValidator(as_input)]
+Amount = Annotated[Any, BeforeValidator(_nonnegative)]
+Fraction = Annotated[Any, BeforeValidator(_fraction)]
+Quarter = Annotated[str, Field(pattern=QUARTER_RE.pattern)]
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be used; the message names file, line and dotted field."""
+
+
+class FieldError(ValueError):
+    """A cross-field check that failed; ``field`` is the dotted path below the model."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def qindex(quarter: str) -> int:
+    """Quarters since year 0: 2025Q1 -> 8100."""
+    m = QUARTER_RE.match(quarter)
+    if not m:
+        raise ValueError(f"not a quarter like 2025Q1: {quarter!r}")
+    return int(m.group(1)) * 4 + int(m.group(2)) - 1
+
+
+def p50(x: float | Dist) -> float:
+    """The median of a number or distribution."""
+    return quantile(x, 0.5)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Company(Section):
+    """The company's cash, earnings, capex and returns ($B; by year or by quarter)."""
+
+    cash_start_b: Amount
+    marketable_securities_b: Amount = 0.0  # reported, never counted as cash
+    cash_actual_b: dict[Quarter, Amount] = {}  # reconcile the model to reported cash
+    ebitda_b: dict[int, Number]
+    capex_b: dict[int, Amount]
+    capex_actual_b: dict[Quarter, Amount] = {}
+    shareholder_returns_b: dict[int, Amount] = {}
+
+
+class Purchase(Section):
+    """Accelerators bought in a year (spread evenly over its quarters) or one quarter."""
+
+    name: str
+    year: int | None = None
+    quarter: Quarter | None = None
+    units: Amount
+    unit: Literal["chips", "h100e"] = "chips"
+    accelerator: str = "h100-sxm"
+    price_usd: Amount | None = None  # per unit; None = the catalog's price range
+    campus: str | None = None
+
+    @model_validator(mode="after")
+    def _when(self) -> Purchase:
+        if (self.year is None) == (self.quarter is None):
+            raise FieldError("year", "give exactly one of 'year' or 'quarter'")
+        acc = get_accelerator(self.accelerator)  # unknown names fail here, listing known ones
+        if self.price_usd is None and acc.price_usd is None:
+            raise FieldError("price_usd", f"{acc.name} has no catalog price; give price_usd")
+        return self
+
+
+class PowerSupply(Section):
+    grid_gw: Amount = 0.0
+    onsite_gw: Amount = 0.0  # contracted on-site generation (a PPA: no capex of ours)
+
+
+class Campus(Section):
+    """A datacenter campus: capacity, build type and time, power sources, cost."""
+
+    name: str
+    location: str = ""
+    capacity_gw: Amount
+    build: Literal["modular", "traditional"] = "traditional"
+    build_months: Amount | None = None  # None = BUILD_MONTHS[build]
+    start: Quarter
+    online_target: Quarter | None = None
+    power: PowerSupply
+    cost_per_gw_b: Amount  # shell, power distribution and cooling; IT excluded
+    financed_by: str | None = None  # name of a private_credit_spv financing
+
+    @model_validator(mode="after")
+    def _power_and_dates(self) -> Campus:
+        supply = p50(self.power.grid_gw) + p50(self.power.onsite_gw)
+        if p50(self.capacity_gw) > supply + 1e-12:
+            raise FieldError(
+                "capacity_gw",
+                f"campus {self.name!r} draws {p50(self.capacity_gw):g} GW but its power supply "
+                f"is {supply:g} GW (grid {p50(self.power.grid_gw):g} + on-site "
+                f"{p50(self.power.onsite_gw):g})",
+            )
+        if self.online_target is not None:
+            months = self.months()[0]
+            if (qindex(self.online_target) - qindex(self.start)) * 3 < months - 3:
+                raise FieldError(
+                    "online_target",
+                    f"{self.online_target} is before start {self.start} + {months:g} months "
+                    f"({self.build} build)",
+                )
+        return self
+
+    def months(self) -> tuple[float, float]:
+        """Build time range in months."""
+        if self.build_months is None:
+            return BUILD_MONTHS[self.build]
+        b = self.build_months
+        return (b.low, b.high) if isinstance(b, Dist) else (b, b)
+
+
+class Financing(Section):
+    """A bond, private credit through an SPV, or equity raised in one quarter."""
+
+    name: str
+    kind: Literal["bond", "private_credit_spv", "equity"]
+    quarter: Quarter
+    amount_b: Amount  # debt (bond, private credit) or equity raised
+    coupon: Fraction = 0.0  # annual
+    years: int = Field(default=10, ge=1)
+    partner_equity_b: Amount = 0.0  # SPV: the partner's equity beside the debt
+    partner_share: Fraction = 0.0  # SPV: the partner's ownership
+    off_balance_sheet: bool = True  # SPV: the company leases the campus (operating lease)
+    lease_yield: Fraction = 0.0  # SPV: annual lease payment / SPV funding
+
+
+class Book(Section):
+    """Depreciation lives and the bonus-depreciation law."""
+
+    server_life_years: Amount = 5.5
+    building_life_years: Amount = 30.0
+    bonus_law: Literal["tcja", "obbba"] = "obbba"
+
+
+class Scenario(Section):
+    """A company's AI build-out by quarter: chips, campuses, capex, tax, financing, cash."""
+
+    name: str
+    as_of: str = ""
+    start: Quarter
+    end: Quarter
+    units: Literal["chips", "h100e"] = "h100e"
+    fleet_start_units: Amount = 0.0
+    pue: Amount = 1.2
+    homes_per_gw: Amount = 750_000.0
+    company: Company
+    accelerators: list[Purchase] = []
+    campuses: list[Campus] = []
+    financing: list[Financing] = []
+    depreciation: Book = Field(default_factory=Book)
+    burn_window: list[Quarter] = []  # quarters whose capex defines monthly burn
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        lo, hi = qindex(self.start), qindex(self.end)
+        if hi < lo:
+            raise FieldError("end", f"end {self.end} is before start {self.start}")
+
+        def within(field: str, q: str) -> None:
+            if not lo <= qindex(q) <= hi:
+                raise FieldError(field, f"{q} is outside {self.start}..{self.end}")
+
+        for i, p in enumerate(self.accelerators):
+            within(f"accelerators.{i}.quarter", p.quarter or f"{p.year}Q1")
+        for i, f in enumerate(self.financing):
+            within(f"financing.{i}.quarter", f.quarter)
+        for q in self.company.cash_actual_b:
+            within(f"company.cash_actual_b.{q}", q)
+        for q in self.burn_window:
+            within("burn_window", q)
+        spvs = {f.name for f in self.financing if f.kind == "private_credit_spv"}
+        campuses = {c.name: c for c in self.campuses}
+        for i, c in enumerate(self.campuses):
+            if c.financed_by is not None and c.financed_by not in spvs:
+                raise FieldError(f"campuses.{i}.financed_by", f"no SPV financing {c.financed_by!r}")
+        load: dict[str, float] = {}
+        for i, p in enumerate(self.accelerators):
+            if p.campus is None:
+                continue
+            if p.campus not in campuses:
+                raise FieldError(f"accelerators.{i}.campus", f"no campus named {p.campus!r}")
+            load[p.campus] = load.get(p.campus, 0.0) + facility_gw(self, p)
+            cap = p50(campuses[p.campus].capacity_gw)
+            if load[p.campus] > cap:
+                raise FieldError(
+                    f"accelerators.{i}.units",
+                    f"accelerators at campus {p.campus!r} draw {load[p.campus]:.3g} GW "
+                    f"(all-in x PUE, median) but it has {cap:g} GW",
+                )
+        return self
+
+
+def facility_gw(s: Scenario, p: Purchase) -> float:
+    """Median facility power of a purchase: units -> chips x all-in power x PUE."""
+    acc = get_accelerator(p.accelerator)
+    chips = p50(p.units) / (acc.h100_equivalents() if p.unit == "h100e" else 1.0)
+    return chips * (acc.all_in_power_w() or 0.0) * p50(s.pue) / 1e9
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario YAML; raise ScenarioError naming file:line: field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: scenario file not found")
+    text = path.read_text("utf-8")
+    try:
+        raw = yaml.safe_load(text)
+        lines = _lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as e:
+        raise ScenarioError(f"{path}: invalid YAML: {e}") from None
+    try:
+        return Scenario.model_validate(raw)
+    except ValidationError as e:
+        raise ScenarioError(_explain(e, path, lines)) from None
+
+
+def _lines(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
+    out: dict[tuple[str, ...], int] = {}
+    if isinstance(node, yaml.MappingNode):
+        items = [(str(k.value), k, v) for k, v in node.value]
+    elif isinstance(node, yaml.SequenceNode):
+        items = [(str(i), v, v) for i, v in enumerate(node.value)]
+    else:
+        return out
+    for key, mark_node, value in items:
+        out[(*prefix, key)] = mark_node.start_mark.line + 1
+        out.update(_lines(value, (*prefix, key)))
+    return out
+
+
+def _explain(err: ValidationError, path: Path, lines: dict[tuple[str, ...], int]) -> str:
+    parts = []
+    for e in err.errors():
+        loc = tuple(str(x) for x in e["loc"] if not str(x).startswith("function-"))
+        cause = (e.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError):
+            loc = (*loc, *cause.field.split("."))
+        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+        where = f"{path}:{line}" if line else str(path)
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        parts.append(f"{where}: {'.'.join(loc) or '(top level)'}: {msg}")
+    return "; ".join(parts[:3]) + (f" (and {len(parts) - 3} more)" if len(parts) > 3 else "")
