@@ -26,7 +26,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--draws", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quick", action="store_true", help="the same checks with 20,000 draws")
     args = ap.parse_args()
+    if args.quick:
+        args.draws = min(args.draws, 20_000)
     console = Console(width=160)
     ok = True
 

@@ -25,6 +25,20 @@ plan_app = typer.Typer(
 out, err = Console(), Console(stderr=True)
 
 R = Annotated[str | None, typer.Option(help="number, lo:hi, lo:mode:hi or lognormal:p10:p90")]
+
+
+def N(what: str) -> Any:
+    """A numeric option that also takes a range or a distribution."""
+    return Annotated[
+        str | None, typer.Option(help=f"{what} (number, lo:hi, lo:mode:hi or lognormal:p10:p90)")
+    ]
+
+
+def Opt(what: str) -> Any:
+    """A plain option with help text."""
+    return typer.Option(help=what)
+
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
 DrawsOpt = Annotated[int, typer.Option(help="Monte Carlo draws.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed (same seed = same output).")]
@@ -59,32 +73,42 @@ def _emit(
 @plan_app.command()
 def train(
     recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML (model shape).")] = None,
-    params: R = None,
-    active_params: R = None,
-    tokens: R = None,
-    attn_flops: R = None,
-    accelerator: str = "h100-sxm",
-    precision: str = "bf16",
-    gpus: int = 1024,
-    mfu: R = None,
-    tflops: R = None,
-    goodput: R = "0.9",
-    pue: R = "1.2",
-    price: R = None,
-    capex_per_gpu: R = None,
-    life_years: R = "5",
-    price_per_mwh: R = "80",
-    seq_len: int | None = None,
-    tp: int = 1,
-    pp: int = 1,
-    ep: int = 1,
-    zero: int = 1,
-    micro_batch: int = 1,
-    recompute: str = "selective",
-    layers: int | None = None,
-    d_model: int | None = None,
-    heads: int | None = None,
-    expert_params: float = 0.0,
+    params: N("Total parameters") = None,
+    active_params: N("Active parameters per token (MoE); default: --params") = None,
+    tokens: N("Training tokens") = None,
+    attn_flops: N("Attention training FLOPs per token; default: from the recipe, else 0") = None,
+    accelerator: Annotated[
+        str, Opt("Catalog name (superlab.plan catalog), e.g. h100-sxm, b200.")
+    ] = "h100-sxm",
+    precision: Annotated[
+        str, Opt("bf16 or fp8: which dense peak MFU is measured against.")
+    ] = "bf16",
+    gpus: Annotated[int, Opt("Number of accelerators.")] = 1024,
+    mfu: N("Model FLOPs utilisation against the dense peak") = None,
+    tflops: N("Achieved TFLOP/s per GPU (instead of --mfu)") = None,
+    goodput: N("Fraction of wall-clock that is productive training") = "0.9",
+    pue: N("Facility power usage effectiveness") = "1.2",
+    price: N("Rented $ per GPU-hour; default: the catalog's") = None,
+    capex_per_gpu: N("Owned: $ per accelerator, amortised over --life-years") = None,
+    life_years: N("Depreciation life of owned accelerators, years") = "5",
+    price_per_mwh: N("Electricity $ per MWh (owned cost)") = "80",
+    seq_len: Annotated[
+        int | None, Opt("Context length for attention FLOPs and activations.")
+    ] = None,
+    tp: Annotated[int, Opt("Tensor-parallel degree (memory check).")] = 1,
+    pp: Annotated[int, Opt("Pipeline-parallel degree (memory check).")] = 1,
+    ep: Annotated[int, Opt("Expert-parallel degree (memory check).")] = 1,
+    zero: Annotated[int, Opt("ZeRO/FSDP stage 0-3: what is sharded across data parallel.")] = 1,
+    micro_batch: Annotated[int, Opt("Sequences per GPU per micro-batch (activations).")] = 1,
+    recompute: Annotated[
+        str, Opt("Activation recomputation: none, selective or full.")
+    ] = "selective",
+    layers: Annotated[int | None, Opt("Layers (activations; default: the recipe's).")] = None,
+    d_model: Annotated[int | None, Opt("Model width (activations; default: the recipe's).")] = None,
+    heads: Annotated[
+        int | None, Opt("Attention heads (activations; default: the recipe's).")
+    ] = None,
+    expert_params: Annotated[float, Opt("Parameters in routed experts (sharded by --ep).")] = 0.0,
     draws: DrawsOpt = 100_000,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
@@ -156,25 +180,25 @@ def train(
 
 @plan_app.command()
 def serve(
-    daily_users: R = "1e8",
-    queries: R = "5",
-    input_tokens: R = "1000",
-    output_tokens: R = "500",
-    peak_to_average: R = "2",
-    params: R = "70e9",
-    active_params: R = None,
-    layers: R = "80",
-    kv_heads: R = "8",
-    head_dim: R = "128",
-    gpus_per_replica: R = "8",
-    accelerator: str = "h100-sxm",
-    precision: str = "bf16",
-    prefill_mfu: R = None,
-    decode_mbu: R = None,
-    prefill_tok_s: R = None,
-    decode_tok_s: R = None,
-    price: R = None,
-    pue: R = "1.2",
+    daily_users: N("Daily active users") = "1e8",
+    queries: N("Queries per user per day") = "5",
+    input_tokens: N("Input (prompt) tokens per query") = "1000",
+    output_tokens: N("Output tokens per query") = "500",
+    peak_to_average: N("Peak load over average load") = "2",
+    params: N("Total parameters (weights in memory)") = "70e9",
+    active_params: N("Active parameters per token; default: --params") = None,
+    layers: N("Layers (KV cache size)") = "80",
+    kv_heads: N("KV heads (KV cache size)") = "8",
+    head_dim: N("Head dimension (KV cache size)") = "128",
+    gpus_per_replica: N("Accelerators per model replica") = "8",
+    accelerator: Annotated[str, Opt("Catalog name, e.g. h100-sxm.")] = "h100-sxm",
+    precision: Annotated[str, Opt("bf16 or fp8 weights and compute.")] = "bf16",
+    prefill_mfu: N("Prefill FLOPs utilisation; default: the catalog's") = None,
+    decode_mbu: N("Decode memory-bandwidth utilisation; default: the catalog's") = None,
+    prefill_tok_s: N("Prefill tokens/s per GPU (instead of --prefill-mfu)") = None,
+    decode_tok_s: N("Decode tokens/s per GPU (instead of --decode-mbu)") = None,
+    price: N("$ per GPU-hour; default: the catalog's") = None,
+    pue: N("Facility power usage effectiveness") = "1.2",
     draws: DrawsOpt = 100_000,
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,

@@ -18,7 +18,13 @@ def full_run(tmp_path: Path) -> RunDir:
     stats = {
         # The data stage's format: {sub-step name: {docs_in, docs_out, seconds, ...}}.
         "steps": {
-            "clean": {"docs_in": 1000, "docs_out": 940, "seconds": 1.5},
+            "clean": {
+                "docs_in": 1000,
+                "docs_out": 940,
+                "seconds": 1.5,
+                "bytes_in": 2_500_000,
+                "bytes_out": 2_000_000,
+            },
             "dedup": {"docs_in": 940, "docs_out": 812, "seconds": 2.25},
         },
         "removed": {"gopher:min_words": 100, "dedup:exact": 88},

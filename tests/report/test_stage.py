@@ -65,6 +65,7 @@ def test_full_run_report(full_run: RunDir) -> None:
     # data: steps, removal reasons, tokens
     for text in ("dedup", "940", "812", "128", "86.4%", "dedup:exact", "188"):
         assert text in html, text
+    assert "Funnel" in html and "<td>2.5</td>" in html.replace(' class="num"', "")
     assert "c4:javascript" in html and "123,456" in html
     # training: summary numbers, the half-written line counted, four charts
     assert "unreadable lines skipped" in html

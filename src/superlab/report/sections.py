@@ -105,16 +105,23 @@ def data_section(run: RunDir) -> Section:
                     n_out,
                     n_in - n_out if both else None,
                     kept,
+                    _mb(s.get("bytes_in")),
+                    _mb(s.get("bytes_out")),
                     s.get("seconds"),
                 )
             )
-        parts.append(table(("step", "docs in", "docs out", "removed", "kept", "seconds"), rows))
+        head = ("step", "docs in", "docs out", "removed", "kept", "MB in", "MB out", "seconds")
+        parts.append("<h3>Funnel</h3>" + table(head, rows))
     parts.append(_reason_table(stats.get("removed"), "Documents removed, by reason"))
     parts.append(_reason_table(stats.get("lines_removed"), "Lines removed, by reason"))
     if isinstance(stats.get("tokens"), dict):
         parts.append("<h3>Tokens</h3>" + kv_table(stats["tokens"], ("split", "tokens")))
     body = "".join(parts) or '<p class="note">stats.json holds none of the known keys</p>'
     return Section("data", "Data", body)
+
+
+def _mb(value: Any) -> Any:
+    return round(value / 1e6, 2) if isinstance(value, int | float) else None
 
 
 def _finite(value: Any) -> bool:
