@@ -122,13 +122,17 @@ def _steps(work: Work) -> list[Step]:
 def _dedup(work: Work, done: dict[str, Stats]) -> Stats:
     """Exact, then near dedup across all shards; write data/clean.jsonl and data/rejects.jsonl."""
     ctx, cfg = work.ctx, work.ctx.recipe.data
+    t0 = time.perf_counter()
     keys = load_keys(work.shards)
     removals = {EXACT: exact_duplicates(keys)} if cfg.dedup.exact else {}
+    seconds = {EXACT: time.perf_counter() - t0}
     docs = [sh.docs for sh in work.shards]
     ids = [k["ids"] for k in keys]
+    t0 = time.perf_counter()
     near, minhash = components.near_duplicates(
         docs, ids, ctx.run.data_work, cfg, work.executor, ctx.run.data / "duplicates.parquet"
     )
+    seconds[NEAR] = time.perf_counter() - t0  # wall time: signatures run in parallel
     if minhash is not None:
         removals[NEAR] = near
     docs_in = done["clean"]["docs_out"]
@@ -151,8 +155,9 @@ def _dedup(work: Work, done: dict[str, Stats]) -> Stats:
             bar.advance,
         )
     removed: Counter[str] = Counter()
-    for s in steps.values():
+    for name, s in steps.items():
         removed.update(s.removed)
+        s.seconds = round(seconds.get(name, 0.0), 3)
     forced = sorted(guard.forced())
     heldout = guard.heldout + len(forced)
     return {
