@@ -153,11 +153,17 @@ class TokenizerConfig(Section):
 class AttentionConfig(Section):
     """Which tokens a query may see. All kinds are causal."""
 
-    kind: Literal["full", "sliding", "chunked"] = "full"
+    kind: Literal["full", "sliding", "chunked", "sparse"] = "full"
     window: int | None = Field(
         default=None, ge=1, description="sliding: tokens seen, self included"
     )
     chunk_size: int | None = Field(default=None, ge=1, description="chunked: tokens per chunk")
+    # sparse (MoBA / NSA "selection"): each query block attends to its own block, the
+    # local_blocks before it, and the top_k_blocks most relevant earlier blocks, chosen by
+    # the query's dot product with each block's mean key.
+    block_size: int = Field(default=64, ge=1)
+    top_k_blocks: int = Field(default=4, ge=0)
+    local_blocks: int = Field(default=1, ge=0)
 
     @model_validator(mode="after")
     def _kind_needs(self) -> AttentionConfig:
@@ -169,21 +175,34 @@ class AttentionConfig(Section):
 
 
 class MoEConfig(Section):
-    """Token-choice top-k Mixture of Experts with SwiGLU experts."""
+    """Mixture of Experts with SwiGLU experts and a choice of router."""
 
     num_experts: int = Field(default=4, ge=1)
     top_k: int = Field(default=2, ge=1)
     expert_hidden: int | None = Field(default=None, ge=1, description="None = the dense ffn_hidden")
     num_shared_experts: int = Field(default=0, ge=0)
     every: int = Field(default=2, ge=1, description="MoE in every n-th layer (the last of each n)")
+    # token_choice: each token picks top_k experts (Switch / Mixtral);
+    # aux_free: token choice with DeepSeek-V3's selection bias, updated from observed load;
+    # expert_choice: each expert picks its top-C tokens (Zhou et al. 2022).
+    router: Literal["token_choice", "aux_free", "expert_choice"] = "token_choice"
+    score_func: Literal["softmax", "sigmoid"] = "softmax"
+    # Expert capacity = capacity_factor * tokens * top_k / num_experts; None = no limit
+    # (token_choice, aux_free: overflow tokens are dropped); expert_choice always uses it.
+    capacity_factor: float | None = Field(default=None, gt=0)
     aux_loss_coef: float = Field(default=0.01, ge=0)
     z_loss_coef: float = Field(default=0.001, ge=0)
+    # aux_free: bias step per update (DeepSeek-V3's gamma) and the optional small
+    # sequence-wise balance loss (its alpha).
+    bias_update_rate: float = Field(default=0.001, ge=0)
+    seq_aux_loss_coef: float = Field(default=0.0, ge=0)
 
     @model_validator(mode="after")
     def _top_k_fits(self) -> MoEConfig:
         if self.top_k > self.num_experts:
             raise FieldError(
-                "top_k", f"top_k ({self.top_k}) must not exceed num_experts ({self.num_experts})"
+                "top_k",
+                f"top_k ({self.top_k}) must not exceed num_experts ({self.num_experts})",
             )
         return self
 
