@@ -163,6 +163,18 @@ def test_truncated_or_corrupt_zst_is_a_bad_record(tmp_path: Path) -> None:
     assert [(r.offset, r.reason) for r in read_jsonl_file(p)] == [(1, "read:corrupt_zstd")]
 
 
+def test_corrupt_zst_frame_keeps_the_records_of_earlier_frames(tmp_path: Path) -> None:
+    zstandard = pytest.importorskip("zstandard", reason="zstandard not installed")
+    p = tmp_path / "damaged.jsonl.zst"
+    good = zstandard.ZstdCompressor().compress(_lines(RECORDS[:2]))
+    p.write_bytes(good + b"\x28\xb5\x2f\xfd" + bytes(range(200)))  # a frame of garbage
+    recs = list(read_jsonl_file(p))
+    assert [r.id for r in recs if isinstance(r, Document)] == ["a", "damaged:2"]
+    assert [(r.offset, r.reason) for r in recs if isinstance(r, BadRecord)] == [
+        (3, "read:corrupt_zstd")
+    ]
+
+
 def test_zst_without_zstandard_names_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -37,12 +37,15 @@ class _ZstdRaw(io.RawIOBase):
         self._dobj = self._dctx.decompressobj()
         self._in_frame = False  # the current frame has had input but has not ended
         self._out = memoryview(b"")
+        self._pending: Exception | None = None  # an error to raise once good output is read
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
         while not self._out:
+            if self._pending is not None:
+                raise OSError(f"zstd: {self._pending}")
             chunk = self._file.read(CHUNK)
             if not chunk:
                 if self._in_frame:
@@ -58,10 +61,18 @@ class _ZstdRaw(io.RawIOBase):
         return n
 
     def _decompress(self, chunk: bytes) -> bytes:
-        parts = []
+        parts: list[bytes] = []
         while chunk:
             self._in_frame = True
-            parts.append(self._dobj.decompress(chunk))
+            try:
+                parts.append(self._dobj.decompress(chunk))
+            except self._error as e:
+                if not parts:
+                    raise
+                # Earlier frames in this chunk decoded fine: hand them out first, so no
+                # good record before the damage is lost, then raise on the next read.
+                self._pending = e
+                break
             if not self._dobj.eof:
                 break
             chunk = self._dobj.unused_data  # the next frame starts here
