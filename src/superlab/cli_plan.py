@@ -14,9 +14,10 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from superlab.plan import commands, render
+from superlab.plan import charts, commands, render
 from superlab.plan.montecarlo import Input, parse
 from superlab.plan.scenario import ScenarioError
+from superlab.plan.sources import sources
 from superlab.plan.validation import check_fleet, validate_all
 
 plan_app = typer.Typer(
@@ -43,6 +44,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tab
 DrawsOpt = Annotated[int, typer.Option(help="Monte Carlo draws.")]
 SeedOpt = Annotated[int, typer.Option(help="Random seed (same seed = same output).")]
 SvgOpt = Annotated[Path | None, typer.Option(help="Write the tornado chart as SVG here.")]
+HtmlOpt = Annotated[
+    Path | None, typer.Option(help="Write a self-contained HTML page (tables, charts) here.")
+]
 
 
 def _num(text: str | None, name: str) -> Input | None:
@@ -60,9 +64,16 @@ def _emit(
     tables: list[Any],
     svg: Path | None,
     tornado: tuple[str, list[dict[str, Any]]] | None,
+    html: Path | None = None,
+    command: str = "",
+    sources: dict[str, str] | None = None,
 ) -> None:
     if svg is not None and tornado is not None:
-        svg.write_text(render.tornado_svg(*tornado), "utf-8")
+        svg.write_text(charts.tornado_svg(*tornado), "utf-8")
+    if html is not None:
+        from superlab.report.plan_page import write_plan_page
+
+        write_plan_page(html, command, result, sources)
     if as_json:
         out.print_json(json.dumps(result, default=float))
         return
@@ -113,6 +124,7 @@ def train(
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     svg: SvgOpt = None,
+    html: HtmlOpt = None,
 ) -> None:
     """FLOPs, GPU-hours, days, power, energy, cost and memory of a training run."""
     shape = commands.recipe_shape(recipe, seq_len) if recipe else {}
@@ -155,27 +167,18 @@ def train(
         draws=draws,
         seed=seed,
     )
-    keys = [
-        "total_flops",
-        "mfu",
-        "effective_tflops_per_gpu",
-        "gpu_hours",
-        "wall_clock_days",
-        "it_power_mw",
-        "facility_power_mw",
-        "energy_mwh",
-        "cost_usd",
-        "cost_owned_usd",
-    ]
     tables: list[Any] = [
         render.quantile_table(
-            f"training on {gpus} x {accelerator} ({precision})", result["outputs"], keys
+            f"training on {gpus} x {accelerator} ({precision})",
+            result["outputs"],
+            render.TRAIN_KEYS,
         ),
         render.tornado_table("what moves GPU-hours", result["tornado"]["gpu_hours"]),
     ]
     if "memory" in result:
         tables.append(render.memory_table(result["memory"]))
-    _emit(result, as_json, tables, svg, ("GPU-hours: tornado", result["tornado"]["gpu_hours"]))
+    tornado = ("GPU-hours: tornado", result["tornado"]["gpu_hours"])
+    _emit(result, as_json, tables, svg, tornado, html, "train")
 
 
 @plan_app.command()
@@ -203,10 +206,11 @@ def serve(
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     svg: SvgOpt = None,
+    html: HtmlOpt = None,
 ) -> None:
     """Accelerators, power and cost to serve D daily users at Q queries each."""
     raw = dict(locals())
-    skip = ("accelerator", "precision", "draws", "seed", "as_json", "svg")
+    skip = ("accelerator", "precision", "draws", "seed", "as_json", "svg", "html")
     n = {k: _num(v, k) for k, v in raw.items() if k not in skip}
     result = commands.plan_serve(
         accelerator=accelerator,
@@ -231,25 +235,11 @@ def serve(
         price_per_gpu_hour=n["price"],
         pue=n["pue"],
     )
-    keys = [
-        "queries_per_s_peak",
-        "kv_gb_per_sequence",
-        "kv_fits",
-        "batch_per_replica",
-        "prefill_tok_s_per_gpu",
-        "decode_tok_s_per_gpu",
-        "gpus",
-        "it_power_mw",
-        "facility_power_mw",
-        "energy_mwh_per_year",
-        "rented_cost_usd_per_year",
-        "cost_per_million_output_tokens",
-    ]
     tables = [
-        render.quantile_table(f"serving on {accelerator}", result["outputs"], keys),
+        render.quantile_table(f"serving on {accelerator}", result["outputs"], render.SERVE_KEYS),
         render.tornado_table("what moves the GPU count", result["tornado"]["gpus"]),
     ]
-    _emit(result, as_json, tables, svg, ("GPUs: tornado", result["tornado"]["gpus"]))
+    _emit(result, as_json, tables, svg, ("GPUs: tornado", result["tornado"]["gpus"]), html, "serve")
 
 
 @plan_app.command()
@@ -259,6 +249,7 @@ def fleet(
     seed: SeedOpt = 0,
     as_json: JsonOpt = False,
     svg: SvgOpt = None,
+    html: HtmlOpt = None,
 ) -> None:
     """A multi-year build-out by quarter: chips, GW, capex, depreciation, tax, cash, runway."""
     try:
@@ -269,31 +260,16 @@ def fleet(
     o = result["outputs"]
     checks = check_fleet(o) if result["scenario"] == "meta-2025" else []
     result["checks"] = checks
-    years = sorted({k.split(".")[0] for k in o if k[:4].isdigit() and "Q" not in k.split(".")[0]})
-    quarters = sorted({k.split(".")[0] for k in o if "Q" in k.split(".")[0]})
     tables: list[Any] = []
     if checks:
         tables.append(
             render.checks_table(f"{result['scenario']}: reproduced public figures", checks)
         )
-    for y in years:
-        tables.append(
-            render.quantile_table(f"{y}", o, sorted(k for k in o if k.startswith(y + ".")))
-        )
-    tables.append(
-        render.quantile_table(
-            "cash by quarter ($B)",
-            o,
-            [f"{q}.cash_b" for q in quarters] + [f"{q}.months_of_capex_in_cash" for q in quarters],
-        )
-    )
-    tables.append(
-        render.quantile_table("financing", o, sorted(k for k in o if k.startswith("financing.")))
-    )
+    tables += [render.quantile_table(t, o, keys) for t, keys in render.fleet_tables(o)]
     first = next(iter(result["tornado"].items()), None)
     if first:
         tables.append(render.tornado_table(f"what moves {first[0]}", first[1]))
-    _emit(result, as_json, tables, svg, first)
+    _emit(result, as_json, tables, svg, first, html, "fleet", sources(scenario) if html else None)
 
 
 @plan_app.command()

@@ -195,6 +195,7 @@ def plan_fleet(path: Path, draws: int = 20_000, seed: int = 0) -> dict[str, Any]
     return {
         "scenario": scenario.name,
         "as_of": scenario.as_of,
+        "units": scenario.units,
         "inputs": _describe(inputs),
         "outputs": outputs,
         "tornado": {k: tornado(model, inputs, k) for k in targets},

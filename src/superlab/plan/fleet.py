@@ -36,6 +36,9 @@ from superlab.plan.montecarlo import Dist, Input
 from superlab.plan.scenario import BUILD_MONTHS, Scenario, qindex
 from superlab.plan.tax import TaxState, period_tax
 
+# Quarterly levels, not flows: never summed into a year's total.
+STOCKS = ("cash_b", "fleet_units", "months_of_capex_in_cash", "added_it_gw", "added_facility_gw")
+
 
 def uncertain_inputs(s: Scenario) -> dict[str, Input]:
     """Every range in the scenario by dotted path, plus catalog prices left unset."""
@@ -97,7 +100,7 @@ def fleet_model(s: Scenario) -> Callable[..., dict[str, Any]]:
         get = _getter(s, values)
         z = 0.0
         out: dict[str, Any] = {}
-        acc_capex, units_q = [z] * T, [z] * T
+        acc_capex, units_q, it_gw_q = [z] * T, [z] * T, [z] * T
         for i, p in enumerate(s.accelerators):
             acc = get_accelerator(p.accelerator)
             per_chip = acc.h100_equivalents() if p.unit == "h100e" else 1.0
@@ -112,6 +115,8 @@ def fleet_model(s: Scenario) -> Callable[..., dict[str, Any]]:
                 if 0 <= q - q0 < T:
                     acc_capex[q - q0] = acc_capex[q - q0] + units * price / 1e9 / len(qs)
                     units_q[q - q0] = units_q[q - q0] + units * to_fleet / len(qs)
+                    it_gw = chips * (acc.all_in_power_w() or 0.0) / 1e9 / len(qs)
+                    it_gw_q[q - q0] = it_gw_q[q - q0] + it_gw
             pre = f"{year}."
             add = {
                 "new_units": units * to_fleet,
@@ -262,10 +267,14 @@ def fleet_model(s: Scenario) -> Callable[..., dict[str, Any]]:
                 "cash_b": cash,
                 "fleet_units": get("fleet_start_units") + sum(units_q[: t + 1]),
                 "months_of_capex_in_cash": cash / (capex[t] / 3),
+                # Power of the accelerators bought since the scenario's start (not the
+                # starting fleet, whose chip mix is unknown): IT load, then x PUE.
+                "added_it_gw": sum(it_gw_q[: t + 1]),
+                "added_facility_gw": sum(it_gw_q[: t + 1]) * pue,
             }
             for k, v in row.items():
                 out[f"{lab}.{k}"] = v
-                if k not in ("cash_b", "fleet_units", "months_of_capex_in_cash"):
+                if k not in STOCKS:
                     out[f"{y}.{k}"] = out.get(f"{y}.{k}", 0.0) + v
         return {k: np.asarray(v, dtype=float) for k, v in out.items()}
 

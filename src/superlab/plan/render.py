@@ -1,13 +1,54 @@
-"""Rich tables and a tornado SVG for the dicts that ``plan.commands`` returns."""
+"""Rich tables for the dicts that ``plan.commands`` returns (charts: ``plan.charts``)."""
 
 from __future__ import annotations
 
-from html import escape
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
 
-PALETTE = ("#0072B2", "#D55E00")  # Okabe & Ito (2008), as report/svg.py
+TRAIN_KEYS = (
+    "total_flops",
+    "mfu",
+    "effective_tflops_per_gpu",
+    "gpu_hours",
+    "wall_clock_days",
+    "it_power_mw",
+    "facility_power_mw",
+    "energy_mwh",
+    "cost_usd",
+    "cost_owned_usd",
+)
+SERVE_KEYS = (
+    "queries_per_s_peak",
+    "kv_gb_per_sequence",
+    "kv_fits",
+    "batch_per_replica",
+    "prefill_tok_s_per_gpu",
+    "decode_tok_s_per_gpu",
+    "gpus",
+    "it_power_mw",
+    "facility_power_mw",
+    "energy_mwh_per_year",
+    "rented_cost_usd_per_year",
+    "cost_per_million_output_tokens",
+)
+
+
+def periods(outputs: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """A fleet's years (``2025``) and quarters (``2025Q1``), sorted, from its output names."""
+    heads = {k.split(".")[0] for k in outputs if k[:4].isdigit()}
+    return sorted(h for h in heads if "Q" not in h), sorted(h for h in heads if "Q" in h)
+
+
+def fleet_tables(outputs: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The fleet's output tables as (title, keys): one per year, cash by quarter, financing."""
+    years, quarters = periods(outputs)
+    specs = [(y, sorted(k for k in outputs if k.startswith(y + "."))) for y in years]
+    cash = [f"{q}.cash_b" for q in quarters] + [f"{q}.months_of_capex_in_cash" for q in quarters]
+    specs.append(("cash by quarter ($B)", cash))
+    specs.append(("financing", sorted(k for k in outputs if k.startswith("financing."))))
+    return specs
 
 
 def num(v: Any) -> str:
@@ -24,7 +65,7 @@ def num(v: Any) -> str:
     return f"{x:,.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
-def quantile_table(title: str, outputs: dict[str, dict[str, float]], keys: list[str]) -> Table:
+def quantile_table(title: str, outputs: dict[str, dict[str, float]], keys: Sequence[str]) -> Table:
     """One row per output: p10, p50, p90."""
     t = Table(title=title)
     for col in ("output", "p10", "p50", "p90"):
@@ -113,44 +154,3 @@ def checks_table(title: str, rows: list[dict[str, Any]]) -> Table:
             r["source"],
         )
     return t
-
-
-def tornado_svg(title: str, rows: list[dict[str, Any]], top: int = 10, width: int = 640) -> str:
-    """A horizontal tornado chart: one bar per input from output-at-p10 to output-at-p90."""
-    rows = rows[:top]
-    bar_h, left, pad = 22, 230, 20
-    height = 50 + bar_h * max(len(rows), 1)
-    out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'font-family="system-ui, sans-serif" font-size="11">',
-        f'<text x="{width / 2}" y="18" text-anchor="middle" font-weight="bold">'
-        f"{escape(title)}</text>",
-    ]
-    if not rows:
-        out.append('<text x="20" y="40">no uncertain inputs</text></svg>')
-        return "".join(out)
-    lo = min(min(r["output_at_p10"], r["output_at_p90"]) for r in rows)
-    hi = max(max(r["output_at_p10"], r["output_at_p90"]) for r in rows)
-    span = (hi - lo) or 1.0
-
-    def px(v: float) -> float:
-        return left + (v - lo) / span * (width - left - pad)
-
-    base = px(rows[0]["base"])
-    for i, r in enumerate(rows):
-        y = 32 + i * bar_h
-        for end, color in ((r["output_at_p10"], PALETTE[0]), (r["output_at_p90"], PALETTE[1])):
-            x0, x1 = sorted((base, px(end)))
-            out.append(
-                f'<rect x="{x0:.1f}" y="{y}" width="{max(x1 - x0, 0.5):.1f}" '
-                f'height="{bar_h - 6}" fill="{color}"/>'
-            )
-        out.append(
-            f'<text x="{left - 6}" y="{y + 12}" text-anchor="end">{escape(r["input"])}</text>'
-        )
-    out.append(f'<line x1="{base:.1f}" y1="28" x2="{base:.1f}" y2="{height - 14}" stroke="#333"/>')
-    out.append(
-        f'<text x="{left}" y="{height - 2}">input at p10 (blue) / p90 (orange); '
-        f"line = all inputs at p50 ({rows[0]['base']:.4g})</text></svg>"
-    )
-    return "".join(out)
