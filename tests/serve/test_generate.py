@@ -6,7 +6,7 @@ import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 
-from superlab.config.recipe import ModelConfig
+from superlab.config.recipe import AttentionConfig, ModelConfig
 from superlab.model import Transformer
 from superlab.serve.generate import EOS_TOKEN, Generator
 
@@ -70,3 +70,65 @@ def test_real_model_is_reproducible_per_seed(temperature):
     a = gen.generate("a b", max_new_tokens=12, temperature=temperature, seed=1)
     b = gen.generate("a b", max_new_tokens=12, temperature=temperature, seed=1)
     assert a == b and len(a.token_ids) <= 12
+
+
+class Uncached(torch.nn.Module):
+    """The same model seen through a forward without a cache: the re-running fallback."""
+
+    def __init__(self, model: Transformer) -> None:
+        super().__init__()
+        self.inner = model
+
+    def forward(self, idx_BT: torch.Tensor):
+        return self.inner(idx_BT)
+
+
+@pytest.mark.parametrize(
+    "attention",
+    [
+        AttentionConfig(kind="full"),
+        # receptive field n_layers * (window - 1) = 4 < max_seq_len: cropping loses nothing
+        AttentionConfig(kind="sliding", window=3),
+    ],
+    ids=lambda a: a.kind,
+)
+def test_cached_generation_equals_rerunning_the_context(attention):
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        vocab_size=6,
+        max_seq_len=8,
+        attention=attention,
+    )
+    model = Transformer(cfg)
+    cached = Generator(model, word_tokenizer(), max_seq_len=8)
+    rerun = Generator(Uncached(model), word_tokenizer(), max_seq_len=8)
+    assert cached.cached and not rerun.cached
+    for prompt in ["a b", "a b c a b c a b c"]:  # the second is longer than max_seq_len
+        for temperature in (0.0, 0.8):
+            a = cached.generate(prompt, max_new_tokens=20, temperature=temperature, seed=3)
+            b = rerun.generate(prompt, max_new_tokens=20, temperature=temperature, seed=3)
+            assert a == b
+
+
+def test_chunked_decoding_keeps_a_bounded_cache_past_max_seq_len():
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        vocab_size=6,
+        max_seq_len=8,
+        attention=AttentionConfig(kind="chunked", chunk_size=4),
+    )
+    calls: list[int] = []
+    model = Transformer(cfg)
+    model.register_forward_pre_hook(
+        lambda _m, args, kw: calls.append(args[0].shape[1]), with_kwargs=True
+    )
+    c = Generator(model, word_tokenizer(), max_seq_len=8).generate("a b", max_new_tokens=30)
+    assert calls[0] == 2 and set(calls[1:]) <= {1}  # prefill once, then one token per step
+    assert len(c.token_ids) == len(calls) > 8  # ran past max_seq_len (no EOS here)

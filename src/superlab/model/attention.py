@@ -12,6 +12,10 @@ With ``doc_ids_BT`` a query also sees only keys of its own document (packed sequ
 This is the reference path: a boolean mask and ``F.scaled_dot_product_attention``, with
 the ``is_causal=True`` fast path for plain full attention.
 
+With a ``LayerKV`` cache (incremental decoding, ``superlab.model.cache``) the T new
+queries sit at absolute positions ``start..start+T-1`` and attend to the cached keys plus
+their own, masked by the same rule on absolute positions.
+
 Legend: B batch, T query positions, S key positions, D model dim, H query heads,
 G key/value heads, C head dim.
 """
@@ -23,7 +27,21 @@ import torch.nn.functional as F
 from torch import nn
 
 from superlab.config.recipe import AttentionConfig, ModelConfig
+from superlab.model.cache import LayerKV
 from superlab.model.rope import apply_rope
+
+
+def visible(cfg: AttentionConfig, pos_T: torch.Tensor, pos_S: torch.Tensor) -> torch.Tensor:
+    """Boolean ``(T, S)``: may the query at absolute position ``pos_T[t]`` see key ``pos_S[s]``."""
+    t_T1, s_1S = pos_T[:, None], pos_S[None, :]
+    mask_TS = s_1S <= t_T1
+    if cfg.kind == "sliding":
+        assert cfg.window is not None
+        mask_TS = mask_TS & (t_T1 - s_1S < cfg.window)
+    elif cfg.kind == "chunked":
+        assert cfg.chunk_size is not None
+        mask_TS = mask_TS & (t_T1 // cfg.chunk_size == s_1S // cfg.chunk_size)
+    return mask_TS
 
 
 def attention_mask(
@@ -33,15 +51,8 @@ def attention_mask(
     device: torch.device | str | None = None,
 ) -> torch.Tensor:
     """Boolean visibility, True = may attend: ``(T, S)``, or ``(B, 1, T, S)`` with doc ids."""
-    t_T1 = torch.arange(seq_len, device=device)[:, None]
-    s_1S = torch.arange(seq_len, device=device)[None, :]
-    mask_TS = s_1S <= t_T1
-    if cfg.kind == "sliding":
-        assert cfg.window is not None
-        mask_TS = mask_TS & (t_T1 - s_1S < cfg.window)
-    elif cfg.kind == "chunked":
-        assert cfg.chunk_size is not None
-        mask_TS = mask_TS & (t_T1 // cfg.chunk_size == s_1S // cfg.chunk_size)
+    pos_T = torch.arange(seq_len, device=device)
+    mask_TS = visible(cfg, pos_T, pos_T)
     if doc_ids_BT is None:
         return mask_TS
     same_doc_BTS = doc_ids_BT[:, :, None] == doc_ids_BT[:, None, :]
@@ -66,20 +77,28 @@ class Attention(nn.Module):
         cos_TC: torch.Tensor,
         sin_TC: torch.Tensor,
         doc_ids_BT: torch.Tensor | None = None,
+        kv: LayerKV | None = None,
+        start: int = 0,
     ) -> torch.Tensor:
         B, T, _ = x_BTD.shape
         H, G, C = self.n_heads, self.n_kv_heads, self.head_dim
         q_BHTC = self.wq(x_BTD).view(B, T, H, C).transpose(1, 2)
-        k_BGTC = self.wk(x_BTD).view(B, T, G, C).transpose(1, 2)
-        v_BGTC = self.wv(x_BTD).view(B, T, G, C).transpose(1, 2)
+        k_BGSC = self.wk(x_BTD).view(B, T, G, C).transpose(1, 2)
+        v_BGSC = self.wv(x_BTD).view(B, T, G, C).transpose(1, 2)
         q_BHTC = apply_rope(q_BHTC, cos_TC, sin_TC)
-        k_BGTC = apply_rope(k_BGTC, cos_TC, sin_TC)
-        # Each group of H/G query heads shares one key/value head.
-        k_BHSC = k_BGTC.repeat_interleave(H // G, dim=1)
-        v_BHSC = v_BGTC.repeat_interleave(H // G, dim=1)
-        if self.attn_cfg.kind == "full" and doc_ids_BT is None:
-            y_BHTC = F.scaled_dot_product_attention(q_BHTC, k_BHSC, v_BHSC, is_causal=True)
-        else:
+        k_BGSC = apply_rope(k_BGSC, cos_TC, sin_TC)
+        mask = None  # None: plain causal, the is_causal fast path
+        if kv is not None:  # prepend the cached keys/values: S = cached + T
+            k_BGSC, v_BGSC, first = kv.update(k_BGSC, v_BGSC, start)
+            pos_T = torch.arange(start, start + T, device=x_BTD.device)
+            pos_S = torch.arange(first, first + k_BGSC.shape[2], device=x_BTD.device)
+            mask = visible(self.attn_cfg, pos_T, pos_S)
+        elif self.attn_cfg.kind != "full" or doc_ids_BT is not None:
             mask = attention_mask(self.attn_cfg, T, doc_ids_BT, device=x_BTD.device)
-            y_BHTC = F.scaled_dot_product_attention(q_BHTC, k_BHSC, v_BHSC, attn_mask=mask)
+        # Each group of H/G query heads shares one key/value head.
+        k_BHSC = k_BGSC.repeat_interleave(H // G, dim=1)
+        v_BHSC = v_BGSC.repeat_interleave(H // G, dim=1)
+        y_BHTC = F.scaled_dot_product_attention(
+            q_BHTC, k_BHSC, v_BHSC, attn_mask=mask, is_causal=mask is None
+        )
         return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))

@@ -1,27 +1,27 @@
-"""Token-choice top-k Mixture of Experts with SwiGLU experts (Shazeer et al. 2017; Mixtral).
+"""Mixture of Experts with SwiGLU experts (Shazeer et al. 2017; Mixtral; DeepSeekMoE).
 
-Routing: softmax over the E experts' router logits, keep each token's top K, and
-renormalise the K weights to sum to 1. Dispatch: the T*K token-slots are sorted by
-expert so each expert runs once on its contiguous slice (a loop over experts, never
-over tokens); no capacity limit yet, so nothing is dropped.
+The router (``superlab.model.routers``, chosen by ``cfg.moe.router``) turns the logits
+into kept token-slots sorted by expert. Dispatch: gather those tokens, run each expert
+once on its contiguous slice (a loop over experts, never over tokens), scale by the
+gating weight and write each slot into its own cell of a (T, S) buffer; the sum over S
+is the output. A unique cell per slot makes the combine a deterministic index_put,
+unlike an atomic scatter-add. A dropped slot writes nothing: the residual carries it.
 
-Auxiliary losses, weighted by ``aux_loss_coef`` and ``z_loss_coef``:
-
-- load balancing (Switch Transformer, Fedus et al. 2021, eq. 4): ``E * sum_e f_e * P_e``
-  with f_e the fraction of token-slots routed to expert e and P_e the mean router
-  probability of e; 1.0 when perfectly balanced.
-- router z-loss (ST-MoE, Zoph et al. 2022, eq. 5): ``mean_t logsumexp(logits_t)^2``.
+``torch._grouped_mm`` exists in torch 2.13 and runs on CPU, but it is private, needs
+16-byte-aligned strides (D and F multiples of 4 in fp32) and is bf16-only on CUDA, so
+the per-expert loop stays until a public grouped GEMM lands.
 
 After each forward ``aux_loss`` (a tensor) and ``stats`` (plain numbers for logging)
 hold this call's values; the transformer collects them from its MoE layers.
+``update_bias()`` is the trainer's hook after each optimizer step (the aux-free router
+moves its bias; the others do nothing).
 
-Legend: T tokens (batch and sequence flattened), D model dim, E experts, F expert
-hidden dim, K top-k, N = T*K token-slots.
+Legend: B batch, L positions, T = B*L tokens, D model dim, E experts, F expert hidden
+dim, N kept token-slots, S combine slots per token.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -30,10 +30,11 @@ from torch import nn
 
 from superlab.config.recipe import ModelConfig
 from superlab.model.mlp import SwiGLU
+from superlab.model.routers import build_router
 
 
 class MoE(nn.Module):
-    """E routed SwiGLU experts (top-K per token) plus optional always-on shared experts."""
+    """E routed SwiGLU experts plus optional always-on shared experts."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -41,7 +42,8 @@ class MoE(nn.Module):
         self.moe_cfg = cfg.moe
         E, D = cfg.moe.num_experts, cfg.d_model
         F_ = cfg.moe.expert_hidden or cfg.hidden
-        self.router = nn.Linear(D, E, bias=False)
+        self.router = nn.Linear(D, E, bias=False)  # logits; the routing rule is below
+        self.routing = build_router(cfg.moe)
         # Experts stacked on a leading E dim, ready for a grouped GEMM later.
         self.w1_EFD = nn.Parameter(torch.empty(E, F_, D))  # gate
         self.w3_EFD = nn.Parameter(torch.empty(E, F_, D))  # up
@@ -56,61 +58,30 @@ class MoE(nn.Module):
         h_NF = F.silu(x_ND @ self.w1_EFD[e].t()) * (x_ND @ self.w3_EFD[e].t())
         return h_NF @ self.w2_EDF[e].t()
 
-    def forward(self, x_BTD: torch.Tensor) -> torch.Tensor:
-        shape = x_BTD.shape
-        x_TD = x_BTD.reshape(-1, shape[-1])
-        E, K = self.moe_cfg.num_experts, self.moe_cfg.top_k
+    def forward(self, x_BLD: torch.Tensor) -> torch.Tensor:
+        shape = x_BLD.shape
+        x_TD = x_BLD.reshape(-1, shape[-1])
+        r = self.routing(self.router(x_BLD).float())  # keeps B, L: sequence-wise losses
 
-        logits_TE = self.router(x_TD).float()
-        probs_TE = logits_TE.softmax(dim=-1)
-        weights_TK, experts_TK = probs_TE.topk(K, dim=-1)
-        weights_TK = weights_TK / weights_TK.sum(dim=-1, keepdim=True)
-
-        # Sort token-slots by expert: expert e owns slots [start_e, start_e + count_e).
-        experts_N = experts_TK.reshape(-1)
-        order_N = torch.argsort(experts_N, stable=True)
-        counts_E = torch.bincount(experts_N, minlength=E)
-        token_of_slot_N = order_N // K
-        x_ND = x_TD[token_of_slot_N]
+        x_ND = x_TD[r.token_N]
         out_ND = torch.empty_like(x_ND)
         start = 0
-        for e, count in enumerate(counts_E.tolist()):
+        for e, count in enumerate(r.counts_E.tolist()):
             if count:
                 out_ND[start : start + count] = self._expert(e, x_ND[start : start + count])
             start += count
-        # Un-sort to (token, k) order and take the weighted sum over k: a deterministic
-        # gather, unlike an atomic scatter-add.
-        slots_ND = torch.empty_like(out_ND)
-        slots_ND[order_N] = out_ND
-        y_TD = (slots_ND.view(-1, K, shape[-1]) * weights_TK.unsqueeze(-1).type_as(x_TD)).sum(1)
+        out_ND = out_ND * r.weight_N.unsqueeze(-1).type_as(out_ND)
+        y_TSD = x_TD.new_zeros(x_TD.shape[0], r.num_slots, shape[-1])
+        y_TSD[r.token_N, r.slot_N] = out_ND
+        y_TD = y_TSD.sum(1)
         if self.shared is not None:
             y_TD = y_TD + self.shared(x_TD)
 
-        f_E = counts_E.float() / experts_N.numel()
-        p_E = probs_TE.mean(dim=0)
-        balance = E * (f_E * p_E).sum()
-        z = torch.logsumexp(logits_TE, dim=-1).pow(2).mean()
-        self.aux_loss = self.moe_cfg.aux_loss_coef * balance + self.moe_cfg.z_loss_coef * z
-        self.stats = _stats(counts_E, probs_TE, balance, z)
+        self.aux_loss, self.stats = r.aux_loss, r.stats
         return y_TD.view(shape)
 
-
-@torch.no_grad()
-def _stats(
-    counts_E: torch.Tensor, probs_TE: torch.Tensor, balance: torch.Tensor, z: torch.Tensor
-) -> dict[str, Any]:
-    """Load per expert, its spread, and how decided the router is (entropy in nats)."""
-    counts = counts_E.tolist()
-    mean = sum(counts) / len(counts)
-    std = math.sqrt(sum((c - mean) ** 2 for c in counts) / len(counts))
-    entropy = -(probs_TE * probs_TE.clamp_min(1e-20).log()).sum(-1).mean()
-    return {
-        "tokens_per_expert": counts,
-        "max_load": max(counts) / mean if mean else 0.0,  # 1.0 = perfectly balanced
-        "mean_load": mean,
-        "load_cv": std / mean if mean else 0.0,  # coefficient of variation of counts
-        "router_entropy": entropy.item(),
-        "balance_loss": balance.item(),
-        "z_loss": z.item(),
-        "dropped_fraction": 0.0,  # no capacity factor yet, so no token is dropped
-    }
+    def update_bias(self) -> None:
+        """After an optimizer step: let the router adjust its selection bias, if it has one."""
+        update = getattr(self.routing, "update_bias", None)
+        if update is not None:
+            update()

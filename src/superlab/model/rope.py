@@ -1,5 +1,9 @@
 """Rotary position embedding (Su et al. 2021, RoFormer), the rotate-half layout of Llama.
 
+Dimension i is paired with i + C/2 (HF Llama's layout). Checkpoints that pair adjacent
+dimensions (2i, 2i+1), like Meta's and llama2.c's, are converted by permuting the rows
+of ``wq`` and ``wk`` on import (``superlab.model.llama2c.interleaved_to_half``).
+
 Legend: B batch, H heads, T positions, C head dim (even).
 """
 
@@ -33,11 +37,12 @@ class RotaryEmbedding(nn.Module):
         self.cos_TC = angles_TC.cos()
         self.sin_TC = angles_TC.sin()
 
-    def forward(self, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(cos_TC, sin_TC)`` for positions ``0..seq_len-1``."""
-        if seq_len > self.cos_TC.shape[0]:
-            self._build(seq_len)
-        return self.cos_TC[:seq_len], self.sin_TC[:seq_len]
+    def forward(self, seq_len: int, start: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(cos_TC, sin_TC)`` for positions ``start..start+seq_len-1``."""
+        end = start + seq_len
+        if end > self.cos_TC.shape[0]:
+            self._build(max(end, 2 * self.cos_TC.shape[0]))  # doubling: O(1) amortised
+        return self.cos_TC[start:end], self.sin_TC[start:end]
 
 
 def _rotate_half(x_BHTC: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,11 @@ write into the residual stream (attention ``wo``, MLP/expert ``w2``) get
 0.02 / sqrt(2 * n_layers) so the residual's variance does not grow with depth
 (Radford et al. 2019, section 2.3).
 
+Incremental decoding: pass a ``KVCache`` (``superlab.model.cache``) and the call covers
+positions ``cache.pos..cache.pos+T-1``, attends to the cached keys, and advances
+``cache.pos``; a prefill is one call with the prompt, then one call per new token.
+Without a cache the forward is the training path, unchanged.
+
 Legend: B batch, T sequence, D model dim, V vocabulary.
 """
 
@@ -20,6 +25,7 @@ from torch import nn
 
 from superlab.config.recipe import ModelConfig
 from superlab.model.attention import Attention
+from superlab.model.cache import KVCache, LayerKV
 from superlab.model.mlp import SwiGLU
 from superlab.model.moe import MoE
 from superlab.model.norm import RMSNorm
@@ -54,8 +60,10 @@ class Block(nn.Module):
         cos_TC: torch.Tensor,
         sin_TC: torch.Tensor,
         doc_ids_BT: torch.Tensor | None = None,
+        kv: LayerKV | None = None,
+        start: int = 0,
     ) -> torch.Tensor:
-        x_BTD = x_BTD + self.attn(self.norm1(x_BTD), cos_TC, sin_TC, doc_ids_BT)
+        x_BTD = x_BTD + self.attn(self.norm1(x_BTD), cos_TC, sin_TC, doc_ids_BT, kv, start)
         x_BTD = x_BTD + self.mlp(self.norm2(x_BTD))
         return x_BTD
 
@@ -95,11 +103,18 @@ class Transformer(nn.Module):
         idx_BT: torch.Tensor,
         targets_BT: torch.Tensor | None = None,
         doc_ids_BT: torch.Tensor | None = None,
+        cache: KVCache | None = None,
     ) -> ModelOutput:
-        cos_TC, sin_TC = self.rope(idx_BT.shape[1])
+        if cache is not None and doc_ids_BT is not None:
+            raise ValueError("doc_ids_BT (packed documents) is not supported with a KV cache")
+        start = 0 if cache is None else cache.pos
+        cos_TC, sin_TC = self.rope(idx_BT.shape[1], start)
         x_BTD = self.tok_emb(idx_BT)
-        for block in self.blocks:
-            x_BTD = block(x_BTD, cos_TC, sin_TC, doc_ids_BT)
+        for i, block in enumerate(self.blocks):
+            kv = None if cache is None else cache.layers[i]
+            x_BTD = block(x_BTD, cos_TC, sin_TC, doc_ids_BT, kv, start)
+        if cache is not None:
+            cache.pos += idx_BT.shape[1]
         x_BTD = self.norm(x_BTD)
         weight_VD = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
         logits_BTV = F.linear(x_BTD, weight_VD)
@@ -112,6 +127,10 @@ class Transformer(nn.Module):
         moes = [b.mlp for b in self.blocks if isinstance(b.mlp, MoE)]
         aux_loss = sum((m.aux_loss for m in moes), logits_BTV.new_zeros((), dtype=torch.float32))
         return ModelOutput(logits_BTV, loss, aux_loss, [m.stats for m in moes])
+
+    def new_cache(self) -> KVCache:
+        """An empty KV cache for incremental decoding with this model."""
+        return KVCache(self.cfg)
 
     def num_params(self) -> int:
         """Parameters stored (the tied embedding counted once)."""

@@ -1,13 +1,27 @@
-"""Text in, text out: prompt encoding, the decode loop and stopping."""
+"""Text in, text out: prompt encoding, the decode loop and stopping.
+
+With a model whose ``forward`` takes a ``cache`` (our ``Transformer``) the prompt is
+prefilled once and each step runs one token against the KV cache. When the context
+would pass ``max_seq_len``: under ``sliding`` and ``chunked`` attention the cache is
+bounded and decoding simply goes on; under ``full`` (and ``sparse``) the model re-encodes
+the last ``max_seq_len`` tokens at every further step (no cache), as a model without a
+cache does at every step. A local-attention prompt longer than ``max_seq_len`` is
+prefilled whole.
+"""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from tokenizers import Tokenizer
 
 from superlab.serve.sampling import sample_next
+
+if TYPE_CHECKING:
+    from superlab.model.cache import KVCache
 
 EOS_TOKEN = "<|endoftext|>"
 
@@ -22,15 +36,22 @@ class Completion:
 
 
 class Generator:
-    """Decodes one prompt at a time by re-running the model over the visible context.
+    """Decodes one prompt at a time: KV-cached when the model supports it, else re-running.
 
-    The model sees at most ``max_seq_len`` tokens; longer contexts keep the last ones.
+    Under full attention the model sees at most ``max_seq_len`` tokens (longer contexts
+    keep the last ones); sliding and chunked attention see their window or chunk.
     """
 
     def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, max_seq_len: int) -> None:
         self.model, self.tokenizer, self.max_seq_len = model.eval(), tokenizer, max_seq_len
         self.eos_id = tokenizer.token_to_id(EOS_TOKEN)
         self.device = next(model.parameters()).device
+        self.cached = "cache" in inspect.signature(model.forward).parameters and hasattr(
+            model, "new_cache"
+        )
+        cfg = getattr(model, "cfg", None)
+        # Local attention keeps a bounded cache, so it never has to crop the context.
+        self.bounded = cfg is not None and cfg.attention.kind in ("sliding", "chunked")
 
     @torch.no_grad()
     def generate(
@@ -50,9 +71,9 @@ class Generator:
         rng = torch.Generator().manual_seed(seed)
         new: list[int] = []
         reason = "length"
+        cache = self.model.new_cache() if self.cached else None
         for _ in range(max_new_tokens):
-            ctx_T = torch.tensor([(ids + new)[-self.max_seq_len :]], device=self.device)
-            logits_V = self.model(ctx_T).logits_BTV[0, -1].float().cpu()
+            logits_V = self._next_logits(ids + new, cache)
             token = sample_next(logits_V, temperature, top_k, top_p, rng)
             if token == self.eos_id:
                 reason = "eos"
@@ -64,3 +85,13 @@ class Generator:
                 if cut >= 0:
                     return Completion(text[:cut], new, "stop")
         return Completion(self.tokenizer.decode(new), new, reason)
+
+    def _next_logits(self, ctx: list[int], cache: KVCache | None) -> torch.Tensor:
+        """Next-token logits ``(V,)``: feed the cache what it has not seen, or re-run."""
+        if cache is None or (not self.bounded and len(ctx) > self.max_seq_len):
+            # No cache, or full attention past max_seq_len: re-run the last max_seq_len
+            # tokens (the context only grows, so the stale cache is never used again).
+            out = self.model(torch.tensor([ctx[-self.max_seq_len :]], device=self.device))
+        else:
+            out = self.model(torch.tensor([ctx[cache.pos :]], device=self.device), cache=cache)
+        return out.logits_BTV[0, -1].float().cpu()

@@ -211,6 +211,9 @@ class Trainer:
         finite = math.isfinite(loss) and math.isfinite(aux) and math.isfinite(norm)
         if finite:
             self.optimizer.step()
+            for block in model.blocks:  # aux-free routers move their bias (DeepSeek-V3)
+                if isinstance(block.mlp, MoE):
+                    block.mlp.update_bias()
             self._bad_steps = 0
             self.last_loss = loss
         else:
