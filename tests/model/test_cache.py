@@ -10,6 +10,7 @@ KINDS = {
     "full": AttentionConfig(kind="full"),
     "sliding": AttentionConfig(kind="sliding", window=5),
     "chunked": AttentionConfig(kind="chunked", chunk_size=6),
+    "sparse": AttentionConfig(kind="sparse", block_size=4, top_k_blocks=1, local_blocks=1),
 }
 
 
@@ -113,3 +114,20 @@ def test_chunked_output_has_zero_gradient_from_earlier_chunks(moe):
     assert torch.all(grad_T[12 : t + 1] > 0) and torch.all(grad_T[t + 1 :] == 0)
     full_T = _input_grads(_model(KINDS["full"], moe), idx_BT, t)
     assert torch.all(full_T[: t + 1] > 0)
+
+
+@torch.no_grad()
+def test_model_forward_uses_the_efficient_kernels_faithfully():
+    """Training runs sliding/chunked/sparse on block-wise kernels: same logits as the mask."""
+    idx_BT = torch.randint(0, 50, (2, 20))
+    for kind in ("sliding", "chunked"):
+        model = _model(KINDS[kind])
+        fast_BTV = model(idx_BT).logits_BTV
+        # The cache path masks with `visible`, the reference rule; a fresh cache per call.
+        ref_BTV = model(idx_BT, cache=model.new_cache()).logits_BTV
+        torch.testing.assert_close(fast_BTV, ref_BTV, atol=1e-5, rtol=0)
+    # Sparse attention that may select every older block is full causal attention.
+    every = AttentionConfig(kind="sparse", block_size=4, top_k_blocks=5, local_blocks=0)
+    sparse_BTV = _model(every)(idx_BT).logits_BTV
+    full_BTV = _model(KINDS["full"])(idx_BT).logits_BTV
+    torch.testing.assert_close(sparse_BTV, full_BTV, atol=1e-5, rtol=0)

@@ -1,4 +1,4 @@
-"""Causal grouped-query attention (Ainslie et al. 2023) with three kinds of visibility.
+"""Causal grouped-query attention (Ainslie et al. 2023) with four kinds of visibility.
 
 Every kind is causal; a query at position t may see key position s <= t and, by kind:
 
@@ -8,9 +8,15 @@ Every kind is causal; a query at position t may see key position s <= t and, by 
 - ``chunked`` (chunk c, Llama 4's local layers): ``t // c == s // c``, only earlier tokens
   of its own fixed chunk, so nothing crosses a chunk boundary.
 
+- ``sparse`` (MoBA / NSA selection): its own block, ``local_blocks`` before it and the
+  ``top_k_blocks`` older blocks whose mean key best matches the query
+  (``superlab.model.attention_sparse``).
+
 With ``doc_ids_BT`` a query also sees only keys of its own document (packed sequences).
-This is the reference path: a boolean mask and ``F.scaled_dot_product_attention``, with
-the ``is_causal=True`` fast path for plain full attention.
+``attention_mask`` is the reference (a boolean T x T mask for SDPA); training runs full
+attention on SDPA's ``is_causal`` path and the other kinds on block-wise kernels
+(``attention_blockwise``, ``attention_sparse``) that never build T x T scores and are
+tested equal to the reference, forward and backward.
 
 With a ``LayerKV`` cache (incremental decoding, ``superlab.model.cache``) the T new
 queries sit at absolute positions ``start..start+T-1`` and attend to the cached keys plus
@@ -27,6 +33,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from superlab.config.recipe import AttentionConfig, ModelConfig
+from superlab.model.attention_blockwise import chunked_attention, sliding_attention
+from superlab.model.attention_sparse import sparse_attention
 from superlab.model.cache import LayerKV
 from superlab.model.rope import apply_rope
 
@@ -87,14 +95,24 @@ class Attention(nn.Module):
         v_BGSC = self.wv(x_BTD).view(B, T, G, C).transpose(1, 2)
         q_BHTC = apply_rope(q_BHTC, cos_TC, sin_TC)
         k_BGSC = apply_rope(k_BGSC, cos_TC, sin_TC)
+        cfg = self.attn_cfg
         mask = None  # None: plain causal, the is_causal fast path
         if kv is not None:  # prepend the cached keys/values: S = cached + T
             k_BGSC, v_BGSC, first = kv.update(k_BGSC, v_BGSC, start)
+            if cfg.kind == "sparse":
+                return self.wo(
+                    self._sparse_decode(q_BHTC, k_BGSC, v_BGSC, first)
+                    .transpose(1, 2)
+                    .reshape(B, T, H * C)
+                )
             pos_T = torch.arange(start, start + T, device=x_BTD.device)
             pos_S = torch.arange(first, first + k_BGSC.shape[2], device=x_BTD.device)
-            mask = visible(self.attn_cfg, pos_T, pos_S)
-        elif self.attn_cfg.kind != "full" or doc_ids_BT is not None:
-            mask = attention_mask(self.attn_cfg, T, doc_ids_BT, device=x_BTD.device)
+            mask = visible(cfg, pos_T, pos_S)
+        elif cfg.kind != "full":  # block-wise kernels: never a T x T score matrix
+            y_BHTC = self._efficient(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT)
+            return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))
+        elif doc_ids_BT is not None:
+            mask = attention_mask(cfg, T, doc_ids_BT, device=x_BTD.device)
         # Each group of H/G query heads shares one key/value head.
         k_BHSC = k_BGSC.repeat_interleave(H // G, dim=1)
         v_BHSC = v_BGSC.repeat_interleave(H // G, dim=1)
@@ -102,3 +120,37 @@ class Attention(nn.Module):
             q_BHTC, k_BHSC, v_BHSC, attn_mask=mask, is_causal=mask is None
         )
         return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))
+
+    def _efficient(
+        self,
+        q_BHTC: torch.Tensor,
+        k_BGTC: torch.Tensor,
+        v_BGTC: torch.Tensor,
+        doc_ids_BT: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Sliding, chunked or sparse attention by the block-wise kernels (equal to the mask)."""
+        cfg = self.attn_cfg
+        if cfg.kind == "sliding":
+            assert cfg.window is not None
+            return sliding_attention(q_BHTC, k_BGTC, v_BGTC, cfg.window, doc_ids_BT)
+        if cfg.kind == "chunked":
+            assert cfg.chunk_size is not None
+            return chunked_attention(q_BHTC, k_BGTC, v_BGTC, cfg.chunk_size, doc_ids_BT)
+        return sparse_attention(
+            q_BHTC, k_BGTC, v_BGTC, cfg.block_size, cfg.top_k_blocks, cfg.local_blocks, doc_ids_BT
+        )
+
+    def _sparse_decode(
+        self, q_BHTC: torch.Tensor, k_BGSC: torch.Tensor, v_BGSC: torch.Tensor, first: int
+    ) -> torch.Tensor:
+        """The T newest queries against every cached key (the sparse cache keeps them all).
+
+        A query's output depends only on itself and the keys up to it (its block choice uses
+        complete older blocks), so padding the earlier query rows with zeros and keeping the
+        last T rows gives exactly the full forward's outputs.
+        """
+        assert first == 0, "the sparse cache keeps every key"
+        B, H, T, C = q_BHTC.shape
+        S = k_BGSC.shape[2]
+        q_BHSC = torch.cat([q_BHTC.new_zeros(B, H, S - T, C), q_BHTC], dim=2)
+        return self._efficient(q_BHSC, k_BGSC, v_BGSC, None)[:, :, S - T :]
