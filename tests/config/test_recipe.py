@@ -57,7 +57,47 @@ BAD = {
         "name: x\nmodel:\n  attention:\n    kind: sliding\n",
         "model.attention.window: kind 'sliding' needs 'window'",
     ),
+    "pattern moe without moe": (
+        "name: x\nmodel:\n  layer_pattern:\n    - {mlp: dense}\n    - {mlp: moe}\n",
+        ":5: model.layer_pattern.1.mlp: mlp 'moe' needs a 'model.moe' section",
+    ),
+    "pattern chunked without size": (
+        "name: x\nmodel:\n  layer_pattern:\n    - {attention: chunked}\n",
+        "model.layer_pattern.0.chunk_size: kind 'chunked' needs 'chunk_size'",
+    ),
+    "pattern unknown key": (
+        "name: x\nmodel:\n  layer_pattern:\n    - {ropee: false}\n",
+        ":4: model.layer_pattern.0.ropee: unknown key",
+    ),
+    "llama3 scaling without original": (
+        "name: x\nmodel:\n  rope_scaling: {type: llama3, factor: 8}\n",
+        "model.rope_scaling.original_max_seq_len: type 'llama3' needs 'original_max_seq_len'",
+    ),
 }
+
+LLAMA4_YAML = """name: llama4-like
+model:
+  n_layers: 8
+  attention: {kind: chunked, chunk_size: 64}
+  moe: {num_experts: 4, top_k: 1}
+  qk_norm: l2
+  rope_scaling: {type: llama3, factor: 16, original_max_seq_len: 128}
+  nope_temperature: {floor_scale: 128, attn_scale: 0.1}
+  layer_pattern:
+    - {attention: chunked, rope: true, mlp: moe}
+    - {attention: chunked, rope: true, mlp: dense}
+    - {attention: chunked, rope: true, mlp: moe}
+    - {attention: full, rope: false, mlp: dense}
+"""
+
+
+def test_llama4_layer_pattern_from_yaml(tmp_path):
+    m = load_recipe(write(tmp_path, LLAMA4_YAML)).model
+    assert [m.attention_for(i).kind for i in range(4)] == ["chunked"] * 3 + ["full"]
+    assert [m.rope_for(i) for i in range(8)] == [True, True, True, False] * 2
+    assert [m.is_moe_layer(i) for i in range(8)] == [True, False, True, False] * 2
+    assert m.qk_norm == "l2" and m.nope_temperature is not None
+    assert m.rope_scaling is not None and m.rope_scaling.low_freq_factor == 1.0  # default
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
@@ -114,3 +154,13 @@ def test_unknown_override_path_is_named(repo):
 
 def test_recipe_load_classmethod(repo):
     assert Recipe.load(repo / "recipes" / "tiny.yaml").name == "tiny"
+
+
+def test_did_you_mean_works_inside_list_items(tmp_path):
+    path = write(
+        tmp_path,
+        "name: x\nmodel:\n  moe: {num_experts: 4, top_k: 1}\n  layer_pattern:\n"
+        "    - {attention: full, mlpp: moe}\n",
+    )
+    with pytest.raises(RecipeError, match=r"layer_pattern.0.mlpp: unknown key; did you mean 'mlp'"):
+        load_recipe(path)

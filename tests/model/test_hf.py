@@ -138,3 +138,20 @@ def test_unsupported_model_is_refused_on_export(tmp_path):
     chunked = ModelConfig(**base, attention=AttentionConfig(kind="chunked", chunk_size=8))
     with pytest.raises(ValueError, match="chunked"):
         export_hf(Transformer(chunked), tmp_path, "llama")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"qk_norm": "rms"},
+        {"rope_scaling": {"type": "linear", "factor": 2.0}},
+        {"layer_pattern": [{"attention": "full", "rope": False}]},
+    ],
+)
+def test_export_refuses_what_llama_cannot_hold(extra):
+    from superlab.config.recipe import ModelConfig
+    from superlab.model.hf import config_to_hf
+
+    cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, vocab_size=64, **extra)
+    with pytest.raises(ValueError, match=f"{next(iter(extra))} is set: llama has no equivalent"):
+        config_to_hf(cfg, "llama", torch.float32)

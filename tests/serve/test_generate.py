@@ -132,3 +132,20 @@ def test_chunked_decoding_keeps_a_bounded_cache_past_max_seq_len():
     c = Generator(model, word_tokenizer(), max_seq_len=8).generate("a b", max_new_tokens=30)
     assert calls[0] == 2 and set(calls[1:]) <= {1}  # prefill once, then one token per step
     assert len(c.token_ids) == len(calls) > 8  # ran past max_seq_len (no EOS here)
+
+
+def test_a_pattern_with_a_full_layer_is_not_a_bounded_cache():
+    from superlab.config.recipe import AttentionConfig
+
+    cfg = ModelConfig(
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        vocab_size=6,
+        max_seq_len=16,
+        attention=AttentionConfig(kind="chunked", chunk_size=4),
+        layer_pattern=[{"attention": "chunked"}, {"attention": "full", "rope": False}],
+    )
+    assert not Generator(Transformer(cfg), word_tokenizer(), max_seq_len=16).bounded
+    chunked_only = cfg.model_copy(update={"layer_pattern": None})
+    assert Generator(Transformer(chunked_only), word_tokenizer(), max_seq_len=16).bounded

@@ -126,6 +126,8 @@ def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
     """The field names of the section at ``loc`` (for the 'did you mean' hint)."""
     model: type[BaseModel] | None = Recipe
     for part in loc:
+        if part.isdigit():  # an item of a list section, e.g. model.layer_pattern.1
+            continue
         if model is None:
             return []
         field = model.model_fields.get(part)

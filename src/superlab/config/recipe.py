@@ -174,6 +174,52 @@ class AttentionConfig(Section):
         return self
 
 
+class RopeScalingConfig(Section):
+    """Stretch RoPE past the trained context; ``model.rope_scaling`` (``superlab.model.rope``)."""
+
+    # linear: positions / factor (Chen et al. 2023, position interpolation);
+    # ntk: theta * factor^(C/(C-2)) (bloc97's "NTK-aware" scaling, reddit r/LocalLLaMA 2023);
+    # llama3: Llama 3.1's piecewise rule on wavelengths (transformers' rope_type "llama3").
+    type: Literal["linear", "ntk", "llama3"]
+    factor: float = Field(gt=0)
+    # llama3 only; Llama 3.1 uses original_max_seq_len 8192, low 1, high 4 (factor 8).
+    original_max_seq_len: int | None = Field(default=None, ge=1)
+    low_freq_factor: float = Field(default=1.0, gt=0)
+    high_freq_factor: float = Field(default=4.0, gt=0)
+
+    @model_validator(mode="after")
+    def _llama3_needs(self) -> RopeScalingConfig:
+        if self.type == "llama3" and self.original_max_seq_len is None:
+            raise FieldError("original_max_seq_len", "type 'llama3' needs 'original_max_seq_len'")
+        if self.type == "llama3" and self.high_freq_factor <= self.low_freq_factor:
+            raise FieldError("high_freq_factor", "high_freq_factor must exceed low_freq_factor")
+        return self
+
+
+class NopeTemperatureConfig(Section):
+    """Query scale ``log(floor((pos + 1) / floor_scale) + 1) * attn_scale + 1`` on NoPE layers.
+
+    Llama 4's ``attn_temperature_tuning`` (transformers ``Llama4TextAttention``; config
+    names ``floor_scale``, ``attn_scale``): sharper attention at long range without RoPE.
+    """
+
+    floor_scale: float = Field(default=8192.0, gt=0)
+    attn_scale: float = Field(default=0.1, ge=0)
+
+
+class LayerSpec(Section):
+    """One entry of ``model.layer_pattern``: a layer's attention kind, RoPE/NoPE and MLP."""
+
+    attention: Literal["full", "sliding", "chunked", "sparse"] | None = Field(
+        default=None, description="None = model.attention.kind"
+    )
+    # Overrides of model.attention's settings for this layer (None = model.attention's).
+    window: int | None = Field(default=None, ge=1)
+    chunk_size: int | None = Field(default=None, ge=1)
+    rope: bool = Field(default=True, description="false = NoPE, no positional encoding")
+    mlp: Literal["dense", "moe"] | None = Field(default=None, description="None = by moe.every")
+
+
 class MoEConfig(Section):
     """Mixture of Experts with SwiGLU experts and a choice of router."""
 
@@ -224,6 +270,16 @@ class ModelConfig(Section):
     tie_embeddings: bool = True
     attention: AttentionConfig = Field(default_factory=AttentionConfig)
     moe: MoEConfig | None = None
+    # Per-layer choices, repeated cyclically over n_layers (None = model.attention, RoPE
+    # and MoE by moe.every in every layer). Llama 4: three chunked RoPE layers, then a
+    # full NoPE layer ("iRoPE"; transformers' no_rope_layers, attention_chunk_size).
+    layer_pattern: list[LayerSpec] | None = Field(default=None, min_length=1)
+    # rms: learned RMSNorm over the head dim on q and k before RoPE, in every layer (Qwen3;
+    # OLMo-2 normalises the whole projection). l2: weightless x / rms(x) after RoPE, on RoPE
+    # layers only (Llama 4's use_qk_norm, Llama4TextL2Norm).
+    qk_norm: Literal["none", "rms", "l2"] = "none"
+    rope_scaling: RopeScalingConfig | None = None
+    nope_temperature: NopeTemperatureConfig | None = None
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelConfig:
@@ -241,7 +297,45 @@ class ModelConfig(Section):
             raise FieldError(
                 "n_kv_heads", f"n_kv_heads ({kv}) must divide n_heads ({self.n_heads})"
             )
+        for j, spec in enumerate(self.layer_pattern or []):
+            where = f"layer_pattern.{j}"
+            if spec.mlp == "moe" and self.moe is None:
+                raise FieldError(f"{where}.mlp", "mlp 'moe' needs a 'model.moe' section")
+            kind = spec.attention or self.attention.kind
+            window = spec.window or self.attention.window
+            chunk = spec.chunk_size or self.attention.chunk_size
+            if spec.window is not None and kind != "sliding":
+                raise FieldError(
+                    f"{where}.window", f"'window' applies to kind 'sliding', not '{kind}'"
+                )
+            if spec.chunk_size is not None and kind != "chunked":
+                raise FieldError(
+                    f"{where}.chunk_size", f"'chunk_size' applies to kind 'chunked', not '{kind}'"
+                )
+            if kind == "sliding" and window is None:
+                raise FieldError(
+                    f"{where}.window", "kind 'sliding' needs 'window' (here or in model.attention)"
+                )
+            if kind == "chunked" and chunk is None:
+                raise FieldError(
+                    f"{where}.chunk_size",
+                    "kind 'chunked' needs 'chunk_size' (here or in model.attention)",
+                )
         return self
+
+    def _spec(self, layer: int) -> LayerSpec | None:
+        if self.layer_pattern is None:
+            return None
+        return self.layer_pattern[layer % len(self.layer_pattern)]
+
+    def _spec_attention(self, spec: LayerSpec) -> AttentionConfig:
+        base = self.attention.model_dump()
+        base["kind"] = spec.attention or self.attention.kind
+        if spec.window is not None:
+            base["window"] = spec.window
+        if spec.chunk_size is not None:
+            base["chunk_size"] = spec.chunk_size
+        return AttentionConfig(**base)
 
     @property
     def head_dim(self) -> int:
@@ -260,7 +354,20 @@ class ModelConfig(Section):
 
     def is_moe_layer(self, layer: int) -> bool:
         """True when layer ``layer`` (0-based) uses the MoE MLP."""
+        spec = self._spec(layer)
+        if spec is not None and spec.mlp is not None:
+            return spec.mlp == "moe"
         return self.moe is not None and (layer + 1) % self.moe.every == 0
+
+    def attention_for(self, layer: int) -> AttentionConfig:
+        """Layer ``layer``'s attention: its pattern entry over ``model.attention``."""
+        spec = self._spec(layer)
+        return self.attention if spec is None else self._spec_attention(spec)
+
+    def rope_for(self, layer: int) -> bool:
+        """True when layer ``layer`` rotates q and k by RoPE; False for a NoPE layer."""
+        spec = self._spec(layer)
+        return spec is None or spec.rope
 
 
 # -------------------------------------------------------------------------- train

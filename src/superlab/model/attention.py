@@ -18,6 +18,13 @@ attention on SDPA's ``is_causal`` path and the other kinds on block-wise kernels
 (``attention_blockwise``, ``attention_sparse``) that never build T x T scores and are
 tested equal to the reference, forward and backward.
 
+Per layer (``ModelConfig.attention_for`` / ``rope_for``, from ``model.layer_pattern``) the
+kind may differ and q, k may get RoPE or none (NoPE). Optional QK-norm (``model.qk_norm``):
+``rms``, a learned RMSNorm over the head dim on q and k before RoPE in every layer (Qwen3);
+``l2``, a weightless ``x / rms(x)`` after RoPE on RoPE layers only (Llama 4,
+``Llama4TextL2Norm``). NoPE layers may scale q by a position-dependent temperature
+(``model.nope_temperature``, Llama 4's ``attn_temperature_tuning``).
+
 With a ``LayerKV`` cache (incremental decoding, ``superlab.model.cache``) the T new
 queries sit at absolute positions ``start..start+T-1`` and attend to the cached keys plus
 their own, masked by the same rule on absolute positions.
@@ -32,10 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from superlab.config.recipe import AttentionConfig, ModelConfig
+from superlab.config.recipe import AttentionConfig, ModelConfig, NopeTemperatureConfig
 from superlab.model.attention_blockwise import chunked_attention, sliding_attention
 from superlab.model.attention_sparse import sparse_attention
 from superlab.model.cache import LayerKV
+from superlab.model.norm import RMSNorm
 from superlab.model.rope import apply_rope
 
 
@@ -67,17 +75,35 @@ def attention_mask(
     return (mask_TS & same_doc_BTS)[:, None]
 
 
-class Attention(nn.Module):
-    """Multi-head attention with G <= H shared key/value heads and RoPE on q and k."""
+def l2_norm(x_C: torch.Tensor, eps: float) -> torch.Tensor:
+    """Weightless ``x / rms(x)`` over the last dim, as Llama 4's ``Llama4TextL2Norm``."""
+    x32_C = x_C.float()
+    return (x32_C * torch.rsqrt(x32_C.pow(2).mean(-1, keepdim=True) + eps)).type_as(x_C)
 
-    def __init__(self, cfg: ModelConfig) -> None:
+
+def nope_temperature(cfg: NopeTemperatureConfig, pos_T: torch.Tensor) -> torch.Tensor:
+    """Query scale per position: ``log(floor((pos + 1) / floor_scale) + 1) * attn_scale + 1``."""
+    steps_T = torch.floor((pos_T.float() + 1.0) / cfg.floor_scale)
+    return torch.log1p(steps_T) * cfg.attn_scale + 1.0
+
+
+class Attention(nn.Module):
+    """Multi-head attention with G <= H shared key/value heads; RoPE (or NoPE) on q and k."""
+
+    def __init__(self, cfg: ModelConfig, layer: int = 0) -> None:
         super().__init__()
-        self.attn_cfg = cfg.attention
+        self.attn_cfg = cfg.attention_for(layer)
+        self.use_rope = cfg.rope_for(layer)
+        self.eps = cfg.norm_eps
+        self.l2_qk = cfg.qk_norm == "l2" and self.use_rope
+        self.temperature = None if self.use_rope else cfg.nope_temperature
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.kv_heads, cfg.head_dim
         self.wq = nn.Linear(cfg.d_model, self.n_heads * self.head_dim, bias=False)
         self.wk = nn.Linear(cfg.d_model, self.n_kv_heads * self.head_dim, bias=False)
         self.wv = nn.Linear(cfg.d_model, self.n_kv_heads * self.head_dim, bias=False)
         self.wo = nn.Linear(self.n_heads * self.head_dim, cfg.d_model, bias=False)
+        self.q_norm = RMSNorm(self.head_dim, cfg.norm_eps) if cfg.qk_norm == "rms" else None
+        self.k_norm = RMSNorm(self.head_dim, cfg.norm_eps) if cfg.qk_norm == "rms" else None
 
     def forward(
         self,
@@ -93,8 +119,7 @@ class Attention(nn.Module):
         q_BHTC = self.wq(x_BTD).view(B, T, H, C).transpose(1, 2)
         k_BGSC = self.wk(x_BTD).view(B, T, G, C).transpose(1, 2)
         v_BGSC = self.wv(x_BTD).view(B, T, G, C).transpose(1, 2)
-        q_BHTC = apply_rope(q_BHTC, cos_TC, sin_TC)
-        k_BGSC = apply_rope(k_BGSC, cos_TC, sin_TC)
+        q_BHTC, k_BGSC = self._position(q_BHTC, k_BGSC, cos_TC, sin_TC, start)
         cfg = self.attn_cfg
         mask = None  # None: plain causal, the is_causal fast path
         if kv is not None:  # prepend the cached keys/values: S = cached + T
@@ -120,6 +145,28 @@ class Attention(nn.Module):
             q_BHTC, k_BHSC, v_BHSC, attn_mask=mask, is_causal=mask is None
         )
         return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))
+
+    def _position(
+        self,
+        q_BHTC: torch.Tensor,
+        k_BGTC: torch.Tensor,
+        cos_TC: torch.Tensor,
+        sin_TC: torch.Tensor,
+        start: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """QK-norm, then RoPE (or NoPE and its temperature) on q and k at ``start..``."""
+        if self.q_norm is not None and self.k_norm is not None:
+            q_BHTC, k_BGTC = self.q_norm(q_BHTC), self.k_norm(k_BGTC)
+        if self.use_rope:
+            q_BHTC = apply_rope(q_BHTC, cos_TC, sin_TC)
+            k_BGTC = apply_rope(k_BGTC, cos_TC, sin_TC)
+            if self.l2_qk:
+                q_BHTC, k_BGTC = l2_norm(q_BHTC, self.eps), l2_norm(k_BGTC, self.eps)
+        elif self.temperature is not None:
+            pos_T = torch.arange(start, start + q_BHTC.shape[2], device=q_BHTC.device)
+            scale_T1 = nope_temperature(self.temperature, pos_T)[:, None]
+            q_BHTC = (q_BHTC * scale_T1).type_as(q_BHTC)
+        return q_BHTC, k_BGTC
 
     def _efficient(
         self,

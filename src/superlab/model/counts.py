@@ -8,16 +8,16 @@ parameters. Per layer and token the forward pass does ``QK^T`` and ``AV``, each
 for training (PaLM's ``12 * L * H * Q * T`` uses the non-causal ctx = T). Here ctx is
 the number of keys a query actually sees, averaged over positions: ``(T + 1) / 2``
 for causal full attention (the "halved" PaLM term), ``min(t + 1, w)`` for a sliding
-window, ``t mod c + 1`` for chunks.
+window, ``t mod c + 1`` for chunks, each layer by its own kind (``model.layer_pattern``).
 
 N counts the matmul weights a token passes through: with MoE only the router, the
 top-k routed experts and the shared experts (the active parameters); the LM head is
-counted (tied or not), the embedding lookup and the norm gains are not.
+counted (tied or not), the embedding lookup and the norm gains (QK-norm's included) are not.
 """
 
 from __future__ import annotations
 
-from superlab.config.recipe import ModelConfig
+from superlab.config.recipe import AttentionConfig, ModelConfig
 
 
 def _vocab(cfg: ModelConfig) -> int:
@@ -26,11 +26,16 @@ def _vocab(cfg: ModelConfig) -> int:
     return cfg.vocab_size
 
 
+def _qk_norm_params(cfg: ModelConfig) -> int:
+    """Per layer: the learned q and k RMSNorm gains of ``qk_norm: rms`` (``l2`` has none)."""
+    return 2 * cfg.head_dim if cfg.qk_norm == "rms" else 0
+
+
 def _layer_params(cfg: ModelConfig, layer: int) -> tuple[int, int]:
     """(stored, active) parameters of one block, norms included."""
     D, C = cfg.d_model, cfg.head_dim
     attn = D * cfg.n_heads * C * 2 + D * cfg.kv_heads * C * 2  # wq, wo; wk, wv
-    norms = 2 * D
+    norms = 2 * D + _qk_norm_params(cfg)
     if not cfg.is_moe_layer(layer):
         mlp = 3 * D * cfg.hidden
         return attn + norms + mlp, attn + norms + mlp
@@ -59,28 +64,38 @@ def param_count(cfg: ModelConfig) -> dict[str, int]:
     }
 
 
-def mean_context(cfg: ModelConfig, seq_len: int) -> float:
-    """Keys a query sees, averaged over positions 0..seq_len-1 (causal, by attention kind)."""
-    a = cfg.attention
-    if a.kind == "sliding":
+def _tri(n: int) -> int:
+    return n * (n + 1) // 2
+
+
+def _seen(a: AttentionConfig, seq_len: int) -> int:
+    """Keys seen by queries 0..seq_len-1 together, under attention ``a`` (closed form)."""
+    if a.kind == "sliding":  # sum of min(t + 1, w)
         assert a.window is not None
-        seen = sum(min(t + 1, a.window) for t in range(seq_len))
-    elif a.kind == "chunked":
+        w = min(a.window, seq_len)
+        return _tri(w) + (seq_len - w) * w
+    if a.kind == "chunked":  # sum of t mod c + 1
         assert a.chunk_size is not None
-        seen = sum(t % a.chunk_size + 1 for t in range(seq_len))
-    else:
-        seen = seq_len * (seq_len + 1) // 2
-    return seen / seq_len
+        full, rest = divmod(seq_len, a.chunk_size)
+        return full * _tri(a.chunk_size) + _tri(rest)
+    return _tri(seq_len)
+
+
+def mean_context(cfg: ModelConfig, seq_len: int, layer: int | None = None) -> float:
+    """Keys a query sees, averaged over positions 0..seq_len-1 (and layers, without ``layer``)."""
+    layers = range(cfg.n_layers) if layer is None else [layer]
+    seen = sum(_seen(cfg.attention_for(i), seq_len) for i in layers)
+    return seen / (seq_len * len(layers))
 
 
 def flops_per_token(cfg: ModelConfig, seq_len: int) -> dict[str, float]:
     """Training FLOPs per token: ``matmul`` (6 N_active) + ``attention``, and ``forward``."""
     V, D = _vocab(cfg), cfg.d_model
-    norms = D * (2 * cfg.n_layers + 1)
+    norms = D * (2 * cfg.n_layers + 1) + cfg.n_layers * _qk_norm_params(cfg)
     # Active matmul weights: drop the embedding lookup and norms, add the LM head once.
     n_matmul = param_count(cfg)["active"] - norms - V * D + V * D * cfg.tie_embeddings
     d_attn = cfg.n_heads * cfg.head_dim
-    attn_fwd = 4 * cfg.n_layers * d_attn * mean_context(cfg, seq_len)
+    attn_fwd = 4 * d_attn * sum(mean_context(cfg, seq_len, i) for i in range(cfg.n_layers))
     return {
         "params_matmul": float(n_matmul),
         "matmul": 6.0 * n_matmul,

@@ -125,6 +125,16 @@ def config_to_hf(cfg: ModelConfig, arch: Arch, dtype: torch.dtype) -> dict[str, 
     """The ``config.json`` dict for ``cfg`` as ``arch``; refuses what the arch lacks."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch {arch!r}: expected one of {sorted(ARCHITECTURES)}")
+    # Per-layer patterns, QK-norm, NoPE temperature and RoPE scaling have no field in
+    # these two architectures: refuse rather than export a different model.
+    for name, value, plain in (
+        ("layer_pattern", cfg.layer_pattern, None),
+        ("qk_norm", cfg.qk_norm, "none"),
+        ("rope_scaling", cfg.rope_scaling, None),
+        ("nope_temperature", cfg.nope_temperature, None),
+    ):
+        if value != plain:
+            raise ValueError(f"{name} is set: {arch} has no equivalent")
     kind = cfg.attention.kind
     if kind not in ("full", "sliding") or (kind == "sliding" and arch == "llama"):
         raise ValueError(f"attention.kind {kind!r} has no {arch} equivalent")

@@ -10,6 +10,9 @@ positions ``cache.pos..cache.pos+T-1``, attends to the cached keys, and advances
 ``cache.pos``; a prefill is one call with the prompt, then one call per new token.
 Without a cache the forward is the training path, unchanged.
 
+Per-layer choices (``model.layer_pattern``: attention kind, RoPE or NoPE, dense or MoE)
+are resolved by ``ModelConfig`` and read by each ``Block`` from its layer index.
+
 Legend: B batch, T sequence, D model dim, V vocabulary.
 """
 
@@ -48,7 +51,7 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
-        self.attn = Attention(cfg)
+        self.attn = Attention(cfg, layer)
         self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp: SwiGLU | MoE = (
             MoE(cfg) if cfg.is_moe_layer(layer) else SwiGLU(cfg.d_model, cfg.hidden)
@@ -77,7 +80,7 @@ class Transformer(nn.Module):
             raise ValueError("ModelConfig.vocab_size is None; fill it in (the tokenizer's) first")
         self.cfg = cfg
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
-        self.rope = RotaryEmbedding(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta)
+        self.rope = RotaryEmbedding(cfg.head_dim, cfg.max_seq_len, cfg.rope_theta, cfg.rope_scaling)
         self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layers))
         self.norm = RMSNorm(cfg.d_model, cfg.norm_eps)
         # Tied: the LM head reuses the embedding matrix (Press & Wolf 2017).
@@ -129,8 +132,10 @@ class Transformer(nn.Module):
         return ModelOutput(logits_BTV, loss, aux_loss, [m.stats for m in moes])
 
     def new_cache(self) -> KVCache:
-        """An empty KV cache for incremental decoding with this model."""
-        return KVCache(self.cfg)
+        """An empty KV cache for incremental decoding, each layer kept by its own kind."""
+        cache = KVCache(self.cfg)
+        cache.layers = [LayerKV(self.cfg.attention_for(i)) for i in range(self.cfg.n_layers)]
+        return cache
 
     def num_params(self) -> int:
         """Parameters stored (the tied embedding counted once)."""

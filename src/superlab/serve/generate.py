@@ -51,7 +51,9 @@ class Generator:
         )
         cfg = getattr(model, "cfg", None)
         # Local attention keeps a bounded cache, so it never has to crop the context.
-        self.bounded = cfg is not None and cfg.attention.kind in ("sliding", "chunked")
+        self.bounded = cfg is not None and all(
+            cfg.attention_for(i).kind in ("sliding", "chunked") for i in range(cfg.n_layers)
+        )
 
     @torch.no_grad()
     def generate(
