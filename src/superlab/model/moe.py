@@ -54,9 +54,12 @@ class MoE(nn.Module):
         self.aux_loss: torch.Tensor = torch.zeros(())
         self.stats: dict[str, Any] = {}
 
-    def _expert(self, e: int, x_ND: torch.Tensor) -> torch.Tensor:
-        h_NF = F.silu(x_ND @ self.w1_EFD[e].t()) * (x_ND @ self.w3_EFD[e].t())
-        return h_NF @ self.w2_EDF[e].t()
+    @staticmethod
+    def _expert(
+        w1_FD: torch.Tensor, w3_FD: torch.Tensor, w2_DF: torch.Tensor, x_ND: torch.Tensor
+    ) -> torch.Tensor:
+        h_NF = F.silu(x_ND @ w1_FD.t()) * (x_ND @ w3_FD.t())
+        return h_NF @ w2_DF.t()
 
     def forward(self, x_BLD: torch.Tensor) -> torch.Tensor:
         shape = x_BLD.shape
@@ -64,12 +67,16 @@ class MoE(nn.Module):
         r = self.routing(self.router(x_BLD).float())  # keeps B, L: sequence-wise losses
 
         x_ND = x_TD[r.token_N]
-        out_ND = torch.empty_like(x_ND)
-        start = 0
-        for e, count in enumerate(r.counts_E.tolist()):
-            if count:
-                out_ND[start : start + count] = self._expert(e, x_ND[start : start + count])
-            start += count
+        # Unbind once: indexing w[e] per expert makes autograd build a full-size zero
+        # gradient of the stacked weight for every expert (80% of the step on CPU).
+        w1s, w3s, w2s = self.w1_EFD.unbind(0), self.w3_EFD.unbind(0), self.w2_EDF.unbind(0)
+        counts = r.counts_E.tolist()
+        outs = [
+            self._expert(w1s[e], w3s[e], w2s[e], x_nD)
+            for e, x_nD in enumerate(x_ND.split(counts))
+            if counts[e]
+        ]
+        out_ND = torch.cat(outs) if outs else x_ND.new_zeros(x_ND.shape)
         out_ND = out_ND * r.weight_N.unsqueeze(-1).type_as(out_ND)
         y_TSD = x_TD.new_zeros(x_TD.shape[0], r.num_slots, shape[-1])
         y_TSD[r.token_N, r.slot_N] = out_ND
