@@ -39,7 +39,7 @@ def _public_ip(s: str) -> bool:
 
 
 class PIIFilter:
-    """Replace emails and public IPs with fixed placeholders; ``masked`` counts them by kind.
+    """Replace emails and public IPs with fixed documentation addresses (RFC 2606, 5737, 3849).
 
     ``masked`` holds ``pii:email`` and ``pii:ip`` counts over every document seen.
     """
