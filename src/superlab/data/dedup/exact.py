@@ -20,6 +20,11 @@ def normalize(text: str) -> str:
     return " ".join(_PUNCT.sub(" ", text.lower()).split())
 
 
+def exact_key(text: str) -> str:
+    """The exact-dedup key of a text: xxh3-128 of its normalized form, as hex (JSON-safe)."""
+    return xxhash.xxh3_128_hexdigest(normalize(text).encode("utf-8"))
+
+
 class ExactDedup:
     """Remembers every normalized text seen; ``dup_of(doc)`` names the earlier survivor.
 
@@ -34,10 +39,14 @@ class ExactDedup:
 
     def dup_of(self, doc: Document) -> str | None:
         """The id of the first document with the same normalized text, or None (and remember it)."""
-        key = xxhash.xxh3_128_intdigest(normalize(doc.text).encode("utf-8"))
-        first = self._first.get(key)
+        return self.dup_of_key(exact_key(doc.text), doc.id)
+
+    def dup_of_key(self, key: str, doc_id: str) -> str | None:
+        """``dup_of`` for a precomputed ``exact_key`` (the pipeline hashes in its workers)."""
+        h = int(key, 16)  # an int keeps the corpus-sized dict small
+        first = self._first.get(h)
         if first is None:
-            self._first[key] = doc.id
+            self._first[h] = doc_id
         return first
 
     def __len__(self) -> int:

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import xxhash
 
 from superlab.config.recipe import DataConfig, SourceConfig
 from superlab.data import readers
-from superlab.data.dedup.exact import normalize
+from superlab.data.dedup.exact import exact_key  # noqa: F401  (the pipeline's one entry)
 from superlab.data.document import BadRecord, Document
 from superlab.data.filters import Filter, build_filters
 
@@ -46,11 +45,6 @@ def make_filters(cfg: DataConfig) -> list[Filter]:
 def step_name(filt: Filter) -> str:
     """A filter's name in stats and rejects: its ``name`` attribute, else its class name."""
     return str(getattr(filt, "name", type(filt).__name__))
-
-
-def exact_key(text: str) -> str:
-    """The exact-dedup key: xxh3-128 of the normalized text, as ``ExactDedup`` computes it."""
-    return xxhash.xxh3_128_hexdigest(normalize(text).encode("utf-8"))
 
 
 def near_duplicates(

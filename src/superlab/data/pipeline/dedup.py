@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from superlab.data.dedup.exact import ExactDedup
 from superlab.data.document import Document
 from superlab.data.pipeline.shards import ShardFiles
 from superlab.data.pipeline.steps import StepStats, reject_record
@@ -31,14 +32,11 @@ def load_keys(shards: list[ShardFiles]) -> list[dict[str, list[Any]]]:
 
 def exact_duplicates(keys: list[dict[str, list[Any]]]) -> dict[tuple[int, int], str]:
     """(shard, position) -> id of the first document with the same normalized text."""
-    first: dict[int, str] = {}  # 128-bit key -> survivor id: the one corpus-sized structure
+    seen = ExactDedup()  # the one corpus-sized structure
     dups: dict[tuple[int, int], str] = {}
     for k, shard in enumerate(keys):
         for pos, (doc_id, key) in enumerate(zip(shard["ids"], shard["exact"], strict=True)):
-            kept = first.get(h := int(key, 16))
-            if kept is None:
-                first[h] = doc_id
-            else:
+            if (kept := seen.dup_of_key(key, doc_id)) is not None:
                 dups[(k, pos)] = kept
     return dups
 
