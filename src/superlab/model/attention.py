@@ -120,31 +120,39 @@ class Attention(nn.Module):
         k_BGSC = self.wk(x_BTD).view(B, T, G, C).transpose(1, 2)
         v_BGSC = self.wv(x_BTD).view(B, T, G, C).transpose(1, 2)
         q_BHTC, k_BGSC = self._position(q_BHTC, k_BGSC, cos_TC, sin_TC, start)
-        cfg = self.attn_cfg
+        y_BHTC = self._mix(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT, kv, start)
+        return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))
+
+    def _mix(
+        self,
+        q_BHTC: torch.Tensor,
+        k_BGSC: torch.Tensor,
+        v_BGSC: torch.Tensor,
+        doc_ids_BT: torch.Tensor | None,
+        kv: LayerKV | None,
+        start: int,
+    ) -> torch.Tensor:
+        """Each query's weighted sum of the values it may see, by this layer's kind."""
+        cfg, T, device = self.attn_cfg, q_BHTC.shape[2], q_BHTC.device
         mask = None  # None: plain causal, the is_causal fast path
         if kv is not None:  # prepend the cached keys/values: S = cached + T
             k_BGSC, v_BGSC, first = kv.update(k_BGSC, v_BGSC, start)
             if cfg.kind == "sparse":
-                return self.wo(
-                    self._sparse_decode(q_BHTC, k_BGSC, v_BGSC, first)
-                    .transpose(1, 2)
-                    .reshape(B, T, H * C)
-                )
-            pos_T = torch.arange(start, start + T, device=x_BTD.device)
-            pos_S = torch.arange(first, first + k_BGSC.shape[2], device=x_BTD.device)
+                return self._sparse_decode(q_BHTC, k_BGSC, v_BGSC, first)
+            pos_T = torch.arange(start, start + T, device=device)
+            pos_S = torch.arange(first, first + k_BGSC.shape[2], device=device)
             mask = visible(cfg, pos_T, pos_S)
         elif cfg.kind != "full":  # block-wise kernels: never a T x T score matrix
-            y_BHTC = self._efficient(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT)
-            return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))
+            return self._efficient(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT)
         elif doc_ids_BT is not None:
-            mask = attention_mask(cfg, T, doc_ids_BT, device=x_BTD.device)
+            mask = attention_mask(cfg, T, doc_ids_BT, device=device)
         # Each group of H/G query heads shares one key/value head.
+        H, G = q_BHTC.shape[1], k_BGSC.shape[1]
         k_BHSC = k_BGSC.repeat_interleave(H // G, dim=1)
         v_BHSC = v_BGSC.repeat_interleave(H // G, dim=1)
-        y_BHTC = F.scaled_dot_product_attention(
+        return F.scaled_dot_product_attention(
             q_BHTC, k_BHSC, v_BHSC, attn_mask=mask, is_causal=mask is None
         )
-        return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))
 
     def _position(
         self,
