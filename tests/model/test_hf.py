@@ -51,9 +51,19 @@ def _ours_logits(model: Transformer, idx_BT: torch.Tensor) -> torch.Tensor:
         return model(idx_BT).logits_BTV
 
 
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 500_000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 16,  # short: the scaling changes these frequencies
+}
+
 CASES = [
     ("llama", {}),
     ("llama", {"tie_word_embeddings": True}),
+    ("llama", {"rope_parameters": LLAMA3_ROPE, "head_dim": 32}),  # Llama 3.1 RoPE, wide heads
     ("mixtral", {}),
     ("mixtral", {"sliding_window": 5}),  # shorter than the sequence: the window matters
 ]
@@ -70,6 +80,9 @@ def test_import_export_match_transformers(tmp_path, arch, overrides):
     assert ours.cfg.tie_embeddings == bool(overrides.get("tie_word_embeddings"))
     if "sliding_window" in overrides:
         assert ours.cfg.attention == AttentionConfig(kind="sliding", window=5)
+    if "head_dim" in overrides:
+        assert ours.cfg.d_head == ours.cfg.head_dim == 32
+        assert ours.cfg.rope_scaling is not None and ours.cfg.rope_scaling.type == "llama3"
 
     ours.train()  # training mode: Mixtral's router aux settings must not change logits
     torch.testing.assert_close(_ours_logits(ours, idx_BT), want, atol=1e-4, rtol=1e-4)
@@ -115,11 +128,13 @@ def test_ours_to_hf_to_ours_is_bitwise(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value"),
     [
-        ("rope_scaling", {"rope_type": "linear", "factor": 2.0}),
+        ("rope_scaling", {"rope_type": "yarn", "factor": 2.0}),
+        ("rope_scaling", {"rope_type": "linear", "factor": 2.0, "attention_factor": 0.5}),
         ("attention_bias", True),
         ("mlp_bias", True),
         ("hidden_act", "gelu"),
-        ("head_dim", 32),
+        ("head_dim", 15),
+        ("partial_rotary_factor", 0.5),
     ],
 )
 def test_unsupported_config_names_the_field(field, value):
@@ -144,7 +159,7 @@ def test_unsupported_model_is_refused_on_export(tmp_path):
     "extra",
     [
         {"qk_norm": "rms"},
-        {"rope_scaling": {"type": "linear", "factor": 2.0}},
+        {"nope_temperature": {"floor_scale": 8.0}},
         {"layer_pattern": [{"attention": "full", "rope": False}]},
     ],
 )
@@ -154,4 +169,26 @@ def test_export_refuses_what_llama_cannot_hold(extra):
 
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, vocab_size=64, **extra)
     with pytest.raises(ValueError, match=f"{next(iter(extra))} is set: llama has no equivalent"):
+        config_to_hf(cfg, "llama", torch.float32)
+
+
+@pytest.mark.parametrize(
+    ("moe", "message"),
+    [({"norm_topk": False}, r"moe\.norm_topk"), ({"gate_on": "input"}, r"moe\.gate_on")],
+)
+def test_mixtral_export_refuses_other_gating(moe, message):
+    from superlab.model.hf import config_to_hf
+
+    cfg = ModelConfig(d_model=32, n_heads=4, vocab_size=64, moe=MoEConfig(every=1, **moe))
+    with pytest.raises(ValueError, match=message):
+        config_to_hf(cfg, "mixtral", torch.float32)
+
+
+def test_export_refuses_ntk_rope():
+    from superlab.model.hf import config_to_hf
+
+    cfg = ModelConfig(
+        d_model=32, n_heads=4, vocab_size=64, rope_scaling={"type": "ntk", "factor": 2}
+    )
+    with pytest.raises(ValueError, match=r"rope_scaling\.type = 'ntk'"):
         config_to_hf(cfg, "llama", torch.float32)

@@ -99,7 +99,8 @@ def _qk(cfg: ModelConfig, layer: int, start: int = 0):
     attn = Attention(cfg, layer)
     cos, sin = RotaryEmbedding(cfg.head_dim, 16)(5, start)
     q, k = torch.randn(1, 4, 5, 8), torch.randn(1, 2, 5, 8)
-    return attn, q, k, *attn._position(q, k, cos, sin, start)
+    pos_BT = torch.arange(start, start + 5)[None]  # the cache path's per-row positions
+    return attn, q, k, *attn._position(q, k, cos, sin, pos_BT)
 
 
 def test_nope_layer_leaves_q_and_k_unrotated():

@@ -26,8 +26,9 @@ kind may differ and q, k may get RoPE or none (NoPE). Optional QK-norm (``model.
 (``model.nope_temperature``, Llama 4's ``attn_temperature_tuning``).
 
 With a ``LayerKV`` cache (incremental decoding, ``superlab.model.cache``) the T new
-queries sit at absolute positions ``start..start+T-1`` and attend to the cached keys plus
-their own, masked by the same rule on absolute positions.
+queries of row b sit at absolute positions ``pos_BT[b]`` (-1: padding) and attend to that
+row's cached keys plus their own, masked by the same rule on absolute positions; empty
+slots (padding, other rows' lengths) are never attended.
 
 Legend: B batch, T query positions, S key positions, D model dim, H query heads,
 G key/value heads, C head dim.
@@ -48,8 +49,11 @@ from superlab.model.rope import apply_rope
 
 
 def visible(cfg: AttentionConfig, pos_T: torch.Tensor, pos_S: torch.Tensor) -> torch.Tensor:
-    """Boolean ``(T, S)``: may the query at absolute position ``pos_T[t]`` see key ``pos_S[s]``."""
-    t_T1, s_1S = pos_T[:, None], pos_S[None, :]
+    """Boolean ``(..., T, S)``: may the query at position ``pos_T[t]`` see key ``pos_S[s]``.
+
+    Leading dims broadcast: ``(B, T)`` and ``(B, S)`` positions give one mask per row.
+    """
+    t_T1, s_1S = pos_T[..., :, None], pos_S[..., None, :]
     mask_TS = s_1S <= t_T1
     if cfg.kind == "sliding":
         assert cfg.window is not None
@@ -112,15 +116,15 @@ class Attention(nn.Module):
         sin_TC: torch.Tensor,
         doc_ids_BT: torch.Tensor | None = None,
         kv: LayerKV | None = None,
-        start: int = 0,
+        pos_BT: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, _ = x_BTD.shape
         H, G, C = self.n_heads, self.n_kv_heads, self.head_dim
         q_BHTC = self.wq(x_BTD).view(B, T, H, C).transpose(1, 2)
         k_BGSC = self.wk(x_BTD).view(B, T, G, C).transpose(1, 2)
         v_BGSC = self.wv(x_BTD).view(B, T, G, C).transpose(1, 2)
-        q_BHTC, k_BGSC = self._position(q_BHTC, k_BGSC, cos_TC, sin_TC, start)
-        y_BHTC = self._mix(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT, kv, start)
+        q_BHTC, k_BGSC = self._position(q_BHTC, k_BGSC, cos_TC, sin_TC, pos_BT)
+        y_BHTC = self._mix(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT, kv, pos_BT)
         return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))
 
     def _mix(
@@ -130,18 +134,19 @@ class Attention(nn.Module):
         v_BGSC: torch.Tensor,
         doc_ids_BT: torch.Tensor | None,
         kv: LayerKV | None,
-        start: int,
+        pos_BT: torch.Tensor | None,
     ) -> torch.Tensor:
         """Each query's weighted sum of the values it may see, by this layer's kind."""
         cfg, T, device = self.attn_cfg, q_BHTC.shape[2], q_BHTC.device
         mask = None  # None: plain causal, the is_causal fast path
         if kv is not None:  # prepend the cached keys/values: S = cached + T
-            k_BGSC, v_BGSC, first = kv.update(k_BGSC, v_BGSC, start)
+            assert pos_BT is not None, "a cached step needs the positions of its tokens"
+            k_BGSC, v_BGSC, pos_BS = kv.update(k_BGSC, v_BGSC, pos_BT)
             if cfg.kind == "sparse":
-                return self._sparse_decode(q_BHTC, k_BGSC, v_BGSC, first)
-            pos_T = torch.arange(start, start + T, device=device)
-            pos_S = torch.arange(first, first + k_BGSC.shape[2], device=device)
-            mask = visible(cfg, pos_T, pos_S)
+                return self._sparse_decode(q_BHTC, k_BGSC, v_BGSC, pos_BT, pos_BS)
+            mask_BTS = visible(cfg, pos_BT, pos_BS) & (pos_BS >= 0)[:, None, :]
+            # A padding query sees every slot: its output is never used, only kept finite.
+            mask = (mask_BTS | (pos_BT < 0)[:, :, None])[:, None]
         elif cfg.kind != "full":  # block-wise kernels: never a T x T score matrix
             return self._efficient(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT)
         elif doc_ids_BT is not None:
@@ -160,9 +165,9 @@ class Attention(nn.Module):
         k_BGTC: torch.Tensor,
         cos_TC: torch.Tensor,
         sin_TC: torch.Tensor,
-        start: int,
+        pos_BT: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """QK-norm, then RoPE (or NoPE and its temperature) on q and k at ``start..``."""
+        """QK-norm, then RoPE (or NoPE and its temperature) on q and k at ``pos_BT`` (or 0..)."""
         if self.q_norm is not None and self.k_norm is not None:
             q_BHTC, k_BGTC = self.q_norm(q_BHTC), self.k_norm(k_BGTC)
         if self.use_rope:
@@ -171,9 +176,12 @@ class Attention(nn.Module):
             if self.l2_qk:
                 q_BHTC, k_BGTC = l2_norm(q_BHTC, self.eps), l2_norm(k_BGTC, self.eps)
         elif self.temperature is not None:
-            pos_T = torch.arange(start, start + q_BHTC.shape[2], device=q_BHTC.device)
-            scale_T1 = nope_temperature(self.temperature, pos_T)[:, None]
-            q_BHTC = (q_BHTC * scale_T1).type_as(q_BHTC)
+            if pos_BT is None:
+                pos_T = torch.arange(q_BHTC.shape[2], device=q_BHTC.device)
+                scale = nope_temperature(self.temperature, pos_T)[:, None]  # (T, 1)
+            else:
+                scale = nope_temperature(self.temperature, pos_BT.clamp(min=0))[:, None, :, None]
+            q_BHTC = (q_BHTC * scale).type_as(q_BHTC)
         return q_BHTC, k_BGTC
 
     def _efficient(
@@ -196,16 +204,34 @@ class Attention(nn.Module):
         )
 
     def _sparse_decode(
-        self, q_BHTC: torch.Tensor, k_BGSC: torch.Tensor, v_BGSC: torch.Tensor, first: int
+        self,
+        q_BHTC: torch.Tensor,
+        k_BGSC: torch.Tensor,
+        v_BGSC: torch.Tensor,
+        pos_BT: torch.Tensor,
+        pos_BS: torch.Tensor,
     ) -> torch.Tensor:
         """The T newest queries against every cached key (the sparse cache keeps them all).
 
         A query's output depends only on itself and the keys up to it (its block choice uses
         complete older blocks), so padding the earlier query rows with zeros and keeping the
-        last T rows gives exactly the full forward's outputs.
+        last T rows gives exactly the full forward's outputs. Rows of different lengths (or
+        with padding) run one at a time on their own keys, positions 0..n-1.
         """
-        assert first == 0, "the sparse cache keeps every key"
         B, H, T, C = q_BHTC.shape
         S = k_BGSC.shape[2]
-        q_BHSC = torch.cat([q_BHTC.new_zeros(B, H, S - T, C), q_BHTC], dim=2)
-        return self._efficient(q_BHSC, k_BGSC, v_BGSC, None)[:, :, S - T :]
+        if bool((pos_BS >= 0).all()) and bool((pos_BT >= 0).all()):
+            q_BHSC = torch.cat([q_BHTC.new_zeros(B, H, S - T, C), q_BHTC], dim=2)
+            return self._efficient(q_BHSC, k_BGSC, v_BGSC, None)[:, :, S - T :]
+        out_BHTC = torch.zeros_like(q_BHTC)
+        for b in range(B):
+            keys_S, queries_T = pos_BS[b] >= 0, pos_BT[b] >= 0
+            n, t = int(keys_S.sum()), int(queries_T.sum())
+            if t == 0:
+                continue
+            q_1HnC = q_BHTC.new_zeros(1, H, n, C)
+            q_1HnC[:, :, n - t :] = q_BHTC[b : b + 1, :, queries_T]
+            k_1GnC, v_1GnC = k_BGSC[b : b + 1, :, keys_S], v_BGSC[b : b + 1, :, keys_S]
+            y_1HnC = self._efficient(q_1HnC, k_1GnC, v_1GnC, None)
+            out_BHTC[b, :, queries_T] = y_1HnC[0, :, n - t :]
+        return out_BHTC

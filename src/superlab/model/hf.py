@@ -1,208 +1,190 @@
-"""Hugging Face interop: Llama and Mixtral checkpoints (``config.json`` + safetensors).
+"""Hugging Face interop: Llama, Mixtral, Llama 4 text and Qwen3-MoE (``config.json`` + safetensors).
 
-``import_hf(path_or_model)`` reads a ``LlamaForCausalLM`` / ``MixtralForCausalLM``
-directory (or an in-memory transformers model, saved to a temporary directory first);
-``export_hf(model, directory, arch)`` writes one that transformers' ``from_pretrained``
-loads. Only ``json`` and ``safetensors`` are used: transformers is not needed here.
+``import_hf(path_or_model)`` reads a ``LlamaForCausalLM`` / ``MixtralForCausalLM`` /
+``Llama4ForCausalLM`` / ``Qwen3MoeForCausalLM`` directory (or an in-memory transformers
+model, saved to a temporary directory first); ``export_hf(model, directory, arch)`` writes
+one that transformers' ``from_pretrained`` loads. Only ``json`` and ``safetensors`` are
+used: transformers is not needed here.
 
-Both layouts are the same math: pre-norm RMSNorm blocks, rotate-half RoPE, GQA, SwiGLU;
-Mixtral's router takes a softmax over experts, the top-k, then renormalises, exactly our
-``token_choice`` router with ``score_func="softmax"`` and no capacity limit (MoE in every
-layer, ``every=1``). Mixtral's ``sliding_window`` w lets query t see keys s with
-``t - s < w`` (transformers' ``sliding_window_overlay``), our ``sliding`` kind. What we
-cannot represent (biases, RoPE scaling, another head dim or activation) is refused with
-a ``ValueError`` naming the field, and every tensor must map one to one.
+The ``config.json`` side (each architecture's fields <-> our ``ModelConfig``, and what is
+refused) is ``superlab.model.hf_config``; its public names are re-exported here. This
+module maps the tensors, and every tensor must map one to one.
 
-Parameter names (HF prefix ``model.`` dropped except for the head; i layer, e expert):
+Llama 4 rotates adjacent pairs (2i, 2i+1) as complex numbers; we rotate (i, i + C/2). The
+rows of ``q_proj`` and ``k_proj`` of RoPE layers are permuted per head on import
+(``llama2c.interleaved_to_half``) and back on export: q . k is a sum over the same pairs,
+so it is unchanged, and the L2 norm after RoPE is a mean of squares over the head dim,
+which no permutation changes (``tests/model/test_hf_llama4.py`` checks both).
 
-| Hugging Face                                    | superlab                          |
-|-------------------------------------------------|-----------------------------------|
-| embed_tokens.weight                             | tok_emb.weight                    |
-| layers.i.input_layernorm.weight                 | blocks.i.norm1.weight             |
-| layers.i.self_attn.{q,k,v,o}_proj.weight        | blocks.i.attn.w{q,k,v,o}.weight   |
-| layers.i.post_attention_layernorm.weight        | blocks.i.norm2.weight             |
-| layers.i.mlp.{gate,up,down}_proj.weight         | blocks.i.mlp.w{1,3,2}.weight      |
-| layers.i.block_sparse_moe.gate.weight           | blocks.i.mlp.router.weight        |
-| layers.i.block_sparse_moe.experts.e.w1.weight   | blocks.i.mlp.w1_EFD[e]            |
-| layers.i.block_sparse_moe.experts.e.w3.weight   | blocks.i.mlp.w3_EFD[e]            |
-| layers.i.block_sparse_moe.experts.e.w2.weight   | blocks.i.mlp.w2_EDF[e]            |
-| norm.weight                                     | norm.weight                       |
-| lm_head.weight (absent when tied)               | lm_head.weight (None when tied)   |
+Parameter names (HF prefix ``model.`` dropped except for the head; i layer, e expert; a
+``/`` separates Mixtral / Qwen3 names; Llama 4's MLP prefix is ``feed_forward.``):
+
+| Hugging Face                                        | superlab                          |
+|-----------------------------------------------------|-----------------------------------|
+| embed_tokens.weight                                 | tok_emb.weight                    |
+| layers.i.input_layernorm.weight                     | blocks.i.norm1.weight             |
+| layers.i.self_attn.{q,k,v,o}_proj.weight            | blocks.i.attn.w{q,k,v,o}.weight   |
+| layers.i.self_attn.{q,k}_norm.weight (Qwen3)        | blocks.i.attn.{q,k}_norm.weight   |
+| layers.i.post_attention_layernorm.weight            | blocks.i.norm2.weight             |
+| layers.i.mlp.{gate,up,down}_proj.weight             | blocks.i.mlp.w{1,3,2}.weight      |
+| layers.i.block_sparse_moe.gate / mlp.gate .weight   | blocks.i.mlp.router.weight        |
+| ...experts.e.w1 / experts.e.gate_proj .weight       | blocks.i.mlp.w1_EFD[e]            |
+| ...experts.e.w3 / experts.e.up_proj .weight         | blocks.i.mlp.w3_EFD[e]            |
+| ...experts.e.w2 / experts.e.down_proj .weight       | blocks.i.mlp.w2_EDF[e]            |
+| layers.i.feed_forward.router.weight (Llama 4)       | blocks.i.mlp.router.weight        |
+| ...feed_forward.experts.gate_up_proj (E, D, 2F)     | mlp.w1_EFD, mlp.w3_EFD (transposed) |
+| ...feed_forward.experts.down_proj (E, F, D)         | mlp.w2_EDF (transposed)           |
+| ...feed_forward.shared_expert.{gate,up,down}_proj   | blocks.i.mlp.shared.w{1,3,2}      |
+| norm.weight                                         | norm.weight                       |
+| lm_head.weight (absent when tied)                   | lm_head.weight (None when tied)   |
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from superlab.common.atomic import atomic_write_json
-from superlab.config.recipe import AttentionConfig, ModelConfig, MoEConfig
+from superlab.config.recipe import ModelConfig
+from superlab.model.hf_config import (
+    ARCHITECTURES,
+    DEFAULTS,
+    MODEL_TYPES,
+    NAMES,
+    ROPE_KEYS,
+    Arch,
+    config_from_hf,
+    config_to_hf,
+)
+from superlab.model.llama2c import interleaved_to_half
 from superlab.model.transformer import Transformer
 
-Arch = Literal["llama", "mixtral"]
-ARCHITECTURES = {"llama": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM"}
-# transformers' class defaults for fields a config.json may leave out.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "llama": {"rope_theta": 10_000.0, "rms_norm_eps": 1e-6, "max_position_embeddings": 2048},
-    "mixtral": {"rope_theta": 1e6, "rms_norm_eps": 1e-5, "max_position_embeddings": 131072},
-}
+__all__ = [
+    "ARCHITECTURES",
+    "DEFAULTS",
+    "MODEL_TYPES",
+    "NAMES",
+    "ROPE_KEYS",
+    "Arch",
+    "Convert",
+    "config_from_hf",
+    "config_to_hf",
+    "export_hf",
+    "half_to_interleaved",
+    "import_hf",
+]
+
+Convert = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 
-def _refuse(field: str, value: Any, why: str) -> ValueError:
-    """A ValueError naming the Hugging Face config field we cannot represent."""
-    return ValueError(f"Hugging Face config field {field!r} = {value!r}: {why}")
+def _same(ts: list[torch.Tensor]) -> list[torch.Tensor]:
+    return ts
 
 
-def _arch(hf: dict[str, Any]) -> Arch:
-    """``llama`` or ``mixtral`` from ``model_type`` (or ``architectures``)."""
-    names = [hf.get("model_type")] + [
-        a for a, cls in ARCHITECTURES.items() if cls in (hf.get("architectures") or [])
-    ]
-    for name in names:
-        if name in ARCHITECTURES:
-            return name  # type: ignore[return-value]
-    raise _refuse("model_type", hf.get("model_type"), "only 'llama' and 'mixtral' are supported")
+@dataclass(frozen=True)
+class _Map:
+    """HF tensors ``hf`` <-> our tensors ``ours``, with the conversion each way."""
+
+    hf: tuple[str, ...]
+    ours: tuple[str, ...]
+    to_ours: Convert = _same
+    to_hf: Convert = _same
 
 
-def config_from_hf(hf: dict[str, Any]) -> tuple[Arch, ModelConfig]:
-    """Our ``ModelConfig`` for a Llama / Mixtral ``config.json`` dict; refuses what differs."""
-    arch = _arch(hf)
-    defaults = DEFAULTS[arch]
-    if hf.get("hidden_act", "silu") != "silu":
-        raise _refuse("hidden_act", hf["hidden_act"], "only 'silu' (SwiGLU) is supported")
-    for field in ("attention_bias", "mlp_bias"):
-        if hf.get(field):
-            raise _refuse(field, hf[field], "biases are not supported")
-    if hf.get("rope_scaling"):
-        raise _refuse("rope_scaling", hf["rope_scaling"], "RoPE scaling is not supported")
-    rope = hf.get("rope_parameters") or {}
-    if rope.get("rope_type", rope.get("type", "default")) != "default" or any(
-        isinstance(v, dict) for v in rope.values()
-    ):
-        raise _refuse("rope_parameters", rope, "only plain RoPE (rope_type 'default')")
-    partial = rope.get("partial_rotary_factor", hf.get("partial_rotary_factor"))
-    if partial not in (None, 1, 1.0):
-        raise _refuse("partial_rotary_factor", partial, "RoPE on every head dimension only")
-    d_model, n_heads = hf["hidden_size"], hf["num_attention_heads"]
-    if hf.get("head_dim") not in (None, d_model // n_heads) or d_model % n_heads:
-        raise _refuse("head_dim", hf.get("head_dim"), "must be hidden_size / num_attention_heads")
-    window = hf.get("sliding_window") if arch == "mixtral" else None
-    moe = None
-    if arch == "mixtral":
-        moe = MoEConfig(
-            num_experts=hf["num_local_experts"],
-            top_k=hf["num_experts_per_tok"],
-            every=1,
-            router="token_choice",
-            score_func="softmax",
-            aux_loss_coef=hf.get("router_aux_loss_coef", 0.001),
-            z_loss_coef=0.0,
-        )
-    cfg = ModelConfig(
-        d_model=d_model,
-        n_layers=hf["num_hidden_layers"],
-        n_heads=n_heads,
-        n_kv_heads=hf.get("num_key_value_heads") or n_heads,
-        ffn_hidden=hf["intermediate_size"],
-        vocab_size=hf["vocab_size"],
-        max_seq_len=hf.get("max_position_embeddings", defaults["max_position_embeddings"]),
-        rope_theta=rope.get("rope_theta", hf.get("rope_theta", defaults["rope_theta"])),
-        norm_eps=hf.get("rms_norm_eps", defaults["rms_norm_eps"]),
-        tie_embeddings=hf.get("tie_word_embeddings", False),
-        attention=AttentionConfig(kind="sliding", window=window) if window else AttentionConfig(),
-        moe=moe,
+def _one(hf: str, ours: str) -> _Map:
+    return _Map((hf,), (ours,))
+
+
+def _stacked(hf: list[str], ours: str) -> _Map:
+    """One HF tensor per expert <-> our stacked (E, ...) tensor."""
+    return _Map(tuple(hf), (ours,), lambda ts: [torch.stack(ts)], lambda ts: list(ts[0].unbind(0)))
+
+
+def half_to_interleaved(w_OD: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Inverse of ``interleaved_to_half``: each head's rows from (i, i + C/2) to (2i, 2i+1)."""
+    out, D = w_OD.shape
+    return w_OD.view(n_heads, 2, out // n_heads // 2, D).transpose(1, 2).reshape(out, D)
+
+
+def _rope_rows(hf: str, ours: str, n_heads: int) -> _Map:
+    """A q/k projection of an interleaved-RoPE (Llama 4) layer: rows permuted per head."""
+    return _Map(
+        (hf,),
+        (ours,),
+        lambda ts: [interleaved_to_half(ts[0], n_heads)],
+        lambda ts: [half_to_interleaved(ts[0], n_heads)],
     )
-    return arch, cfg
 
 
-def config_to_hf(cfg: ModelConfig, arch: Arch, dtype: torch.dtype) -> dict[str, Any]:
-    """The ``config.json`` dict for ``cfg`` as ``arch``; refuses what the arch lacks."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch {arch!r}: expected one of {sorted(ARCHITECTURES)}")
-    # Per-layer patterns, QK-norm, NoPE temperature and RoPE scaling have no field in
-    # these two architectures: refuse rather than export a different model.
-    for name, value, plain in (
-        ("layer_pattern", cfg.layer_pattern, None),
-        ("qk_norm", cfg.qk_norm, "none"),
-        ("rope_scaling", cfg.rope_scaling, None),
-        ("nope_temperature", cfg.nope_temperature, None),
-    ):
-        if value != plain:
-            raise ValueError(f"{name} is set: {arch} has no equivalent")
-    kind = cfg.attention.kind
-    if kind not in ("full", "sliding") or (kind == "sliding" and arch == "llama"):
-        raise ValueError(f"attention.kind {kind!r} has no {arch} equivalent")
-    moe = cfg.moe
-    if arch == "llama" and moe is not None:
-        raise ValueError("moe is set: Llama is dense, export with arch='mixtral'")
-    hf: dict[str, Any] = {
-        "architectures": [ARCHITECTURES[arch]],
-        "model_type": arch,
-        "hidden_act": "silu",
-        "hidden_size": cfg.d_model,
-        "intermediate_size": cfg.hidden,
-        "num_hidden_layers": cfg.n_layers,
-        "num_attention_heads": cfg.n_heads,
-        "num_key_value_heads": cfg.kv_heads,
-        "head_dim": cfg.head_dim,
-        "vocab_size": cfg.vocab_size,
-        "max_position_embeddings": cfg.max_seq_len,
-        "rope_theta": cfg.rope_theta,  # transformers < 5
-        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
-        "rms_norm_eps": cfg.norm_eps,
-        "tie_word_embeddings": cfg.tie_embeddings,
-        "torch_dtype": str(dtype).removeprefix("torch."),
-        "dtype": str(dtype).removeprefix("torch."),
-    }
-    if arch == "llama":
-        return hf | {"attention_bias": False, "mlp_bias": False}
-    if moe is None:
-        raise ValueError("moe is None: Mixtral needs an MoE config")
-    checks = {
-        "moe.every": (moe.every, 1),
-        "moe.router": (moe.router, "token_choice"),
-        "moe.score_func": (moe.score_func, "softmax"),
-        "moe.num_shared_experts": (moe.num_shared_experts, 0),
-        "moe.capacity_factor": (moe.capacity_factor, None),
-    }
-    for field, (value, wanted) in checks.items():
-        if value != wanted:
-            raise ValueError(f"{field} = {value!r}: Mixtral needs {wanted!r}")
-    return hf | {
-        "intermediate_size": moe.expert_hidden or cfg.hidden,
-        "num_local_experts": moe.num_experts,
-        "num_experts_per_tok": moe.top_k,
-        "router_aux_loss_coef": moe.aux_loss_coef,
-        "sliding_window": cfg.attention.window if kind == "sliding" else None,
-    }
+def _swiglu(hf: str, us: str, names: tuple[str, str, str]) -> Iterator[_Map]:
+    """A dense SwiGLU: HF (gate, up, down) names -> our w1, w3, w2."""
+    for h, w in zip(names, ("w1", "w3", "w2"), strict=True):
+        yield _one(f"{hf}{h}.weight", f"{us}{w}.weight")
 
 
-def _names(cfg: ModelConfig) -> Iterator[tuple[str, str, int | None]]:
-    """(HF name, our name, expert index or None) for every tensor, per the table above."""
-    yield "model.embed_tokens.weight", "tok_emb.weight", None
+def _moe_maps(cfg: ModelConfig, arch: Arch, hf: str, us: str) -> Iterator[_Map]:
+    """The router and experts of one MoE layer (``hf``/``us``: the layer's MLP prefixes)."""
+    assert cfg.moe is not None
+    E = cfg.moe.num_experts
+    ours = (f"{us}w1_EFD", f"{us}w3_EFD", f"{us}w2_EDF")
+    if arch == "llama4":
+        yield _one(f"{hf}router.weight", f"{us}router.weight")
+        yield _Map(  # (E, D, 2F): gate | up along the last dim, used as x @ W
+            (f"{hf}experts.gate_up_proj",),
+            ours[:2],
+            lambda ts: [w.transpose(1, 2) for w in ts[0].chunk(2, dim=2)],
+            lambda ts: [torch.cat(ts, dim=1).transpose(1, 2)],
+        )
+        yield _Map(
+            (f"{hf}experts.down_proj",),
+            ours[2:],
+            lambda ts: [ts[0].transpose(1, 2)],
+            lambda ts: [ts[0].transpose(1, 2)],
+        )
+        yield from _swiglu(
+            f"{hf}shared_expert.", f"{us}shared.", ("gate_proj", "up_proj", "down_proj")
+        )
+        return
+    expert_names = (
+        ("w1", "w3", "w2") if arch == "mixtral" else ("gate_proj", "up_proj", "down_proj")
+    )
+    yield _one(f"{hf}gate.weight", f"{us}router.weight")
+    for h, o in zip(expert_names, ours, strict=True):
+        yield _stacked([f"{hf}experts.{e}.{h}.weight" for e in range(E)], o)
+
+
+def _maps(cfg: ModelConfig, arch: Arch) -> Iterator[_Map]:
+    """Every tensor's mapping, per the table in the module docstring."""
+    yield _one("model.embed_tokens.weight", "tok_emb.weight")
     for i in range(cfg.n_layers):
         hf, us = f"model.layers.{i}.", f"blocks.{i}."
-        yield hf + "input_layernorm.weight", us + "norm1.weight", None
+        yield _one(hf + "input_layernorm.weight", us + "norm1.weight")
         for p in "qkvo":
-            yield hf + f"self_attn.{p}_proj.weight", us + f"attn.w{p}.weight", None
-        yield hf + "post_attention_layernorm.weight", us + "norm2.weight", None
-        if cfg.moe is None:
-            for h, w in (("gate", "w1"), ("up", "w3"), ("down", "w2")):
-                yield hf + f"mlp.{h}_proj.weight", us + f"mlp.{w}.weight", None
-            continue
-        yield hf + "block_sparse_moe.gate.weight", us + "mlp.router.weight", None
-        for e in range(cfg.moe.num_experts):
-            for w, ours in (("w1", "w1_EFD"), ("w3", "w3_EFD"), ("w2", "w2_EDF")):
-                yield hf + f"block_sparse_moe.experts.{e}.{w}.weight", us + f"mlp.{ours}", e
-    yield "model.norm.weight", "norm.weight", None
+            names = (hf + f"self_attn.{p}_proj.weight", us + f"attn.w{p}.weight")
+            if arch == "llama4" and p in "qk" and cfg.rope_for(i):
+                yield _rope_rows(*names, cfg.n_heads if p == "q" else cfg.kv_heads)
+            else:
+                yield _one(*names)
+        if cfg.qk_norm == "rms":
+            for p in "qk":
+                yield _one(hf + f"self_attn.{p}_norm.weight", us + f"attn.{p}_norm.weight")
+        yield _one(hf + "post_attention_layernorm.weight", us + "norm2.weight")
+        mlp = hf + ("feed_forward." if arch == "llama4" else "mlp.")
+        if cfg.is_moe_layer(i):
+            moe = hf + "block_sparse_moe." if arch == "mixtral" else mlp
+            yield from _moe_maps(cfg, arch, moe, us + "mlp.")
+        else:
+            yield from _swiglu(mlp, us + "mlp.", ("gate_proj", "up_proj", "down_proj"))
+    yield _one("model.norm.weight", "norm.weight")
     if not cfg.tie_embeddings:
-        yield "lm_head.weight", "lm_head.weight", None
+        yield _one("lm_head.weight", "lm_head.weight")
 
 
 def _load_tensors(directory: Path) -> dict[str, torch.Tensor]:
@@ -215,29 +197,25 @@ def _load_tensors(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def import_hf(path_or_model: str | Path | Any) -> Transformer:
-    """Our ``Transformer`` (eval mode, the checkpoint's dtype) from a Llama / Mixtral."""
+    """Our ``Transformer`` (eval mode, the checkpoint's dtype) from a supported checkpoint."""
     if not isinstance(path_or_model, str | Path):  # a transformers model in memory
         with tempfile.TemporaryDirectory() as tmp:
             path_or_model.save_pretrained(tmp)
             return import_hf(tmp)
     directory = Path(path_or_model)
-    _, cfg = config_from_hf(json.loads((directory / "config.json").read_text()))
+    arch, cfg = config_from_hf(json.loads((directory / "config.json").read_text()))
     tensors = _load_tensors(directory)
     if cfg.tie_embeddings:
         tensors.pop("lm_head.weight", None)  # some writers store the tied copy
     state: dict[str, torch.Tensor] = {}
-    experts: dict[str, list[torch.Tensor]] = {}
-    for hf_name, ours, e in _names(cfg):
-        if hf_name not in tensors:
-            raise ValueError(f"{directory}: tensor {hf_name!r} is missing")
-        tensor = tensors.pop(hf_name)
-        if e is None:
-            state[ours] = tensor
-        else:
-            experts.setdefault(ours, []).append(tensor)
+    for m in _maps(cfg, arch):
+        missing = [name for name in m.hf if name not in tensors]
+        if missing:
+            raise ValueError(f"{directory}: tensor {missing[0]!r} is missing")
+        converted = m.to_ours([tensors.pop(name) for name in m.hf])
+        state.update(zip(m.ours, converted, strict=True))
     if tensors:
         raise ValueError(f"{directory}: tensors we have no place for: {sorted(tensors)[:5]}")
-    state |= {name: torch.stack(ts) for name, ts in experts.items()}
     model = Transformer(cfg).to(state["tok_emb.weight"].dtype)
     model.load_state_dict(state, strict=True)
     return model.eval()
@@ -247,14 +225,15 @@ def export_hf(model: Transformer, directory: str | Path, arch: Arch) -> None:
     """Write ``config.json`` + ``model.safetensors`` that transformers loads as ``arch``."""
     state = model.state_dict()
     hf = config_to_hf(model.cfg, arch, state["tok_emb.weight"].dtype)
-    names = list(_names(model.cfg))
-    extra = set(state) - {ours for _, ours, _ in names}
+    maps = list(_maps(model.cfg, arch))
+    extra = set(state) - {ours for m in maps for ours in m.ours}
     if extra:
         raise ValueError(f"{arch} has no place for: {sorted(extra)[:5]}")
     out = {}
-    for hf_name, ours, e in names:
-        tensor = state[ours] if e is None else state[ours][e]
-        out[hf_name] = tensor.detach().cpu().clone().contiguous()  # no shared storage
+    for m in maps:
+        converted = m.to_hf([state[ours].detach().cpu() for ours in m.ours])
+        for name, tensor in zip(m.hf, converted, strict=True):
+            out[name] = tensor.contiguous().clone()  # no shared storage
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_file(out, str(directory / "model.safetensors"), metadata={"format": "pt"})

@@ -1,11 +1,13 @@
 """MoE routers: router logits in, kept token-slots sorted by expert out (see docs/moe.md).
 
 - ``TokenChoiceRouter``: each token picks its top-K experts (Switch, Fedus et al. 2021;
-  Mixtral); optional capacity with token dropping; Switch balance loss and z-loss.
+  Mixtral); weights renormalised over the K or raw (``norm_topk``); optional capacity
+  with token dropping; Switch balance loss and z-loss.
 - ``AuxFreeRouter``: token choice with DeepSeek-V3's selection bias (DeepSeek-V3 2024,
   sec. 2.1.2), nudged toward uniform load by ``update_bias()`` after each step.
 - ``ExpertChoiceRouter``: each expert picks its top-C tokens (Zhou et al. 2022); its
-  default ``causal`` mode picks by a per-expert threshold learned from past batches.
+  default ``causal`` mode picks by a per-expert threshold learned from past batches,
+  ``batch`` mode (``moe.expert_choice_mode``) by Zhou et al.'s top-C over the batch.
 
 Legend: B batch, L positions, T = B*L tokens (flattened b-major: token b*L + l),
 E experts, K top-k, N kept token-slots, S combine slots per token.
@@ -67,8 +69,9 @@ class TokenChoiceRouter(nn.Module):
         logits_TE = logits_BLE.reshape(T, E)
         scores_TE = scores(logits_TE, self.cfg.score_func)
         experts_TK = self.select(scores_TE.detach())
-        weights_TK = scores_TE.gather(1, experts_TK)  # unbiased scores gate the output
-        weights_TK = weights_TK / weights_TK.sum(-1, keepdim=True)
+        weights_TK = scores_TE.gather(1, experts_TK)  # unbiased scores gate
+        if self.cfg.norm_topk:
+            weights_TK = weights_TK / weights_TK.sum(-1, keepdim=True)
 
         # Priority order for capacity: position-major (l, then b, then k). A slot's fate
         # depends only on tokens at positions <= l, so dropping never leaks the future
@@ -168,9 +171,10 @@ class AuxFreeRouter(TokenChoiceRouter):
 class ExpertChoiceRouter(nn.Module):
     """Each expert takes C tokens (Zhou et al. 2022); causal mode thresholds each token."""
 
-    def __init__(self, cfg: MoEConfig, causal: bool = True) -> None:
+    def __init__(self, cfg: MoEConfig) -> None:
         super().__init__()
-        self.cfg, self.causal = cfg, causal
+        self.cfg = cfg
+        self.causal = cfg.expert_choice_mode == "causal"  # batch: top-C over the batch
         # EMA of each expert's C-th largest score per batch (training only); saved.
         self.register_buffer("threshold_E", torch.zeros(cfg.num_experts))
         self.register_buffer("threshold_updates", torch.zeros((), dtype=torch.long))

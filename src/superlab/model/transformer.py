@@ -5,9 +5,11 @@ write into the residual stream (attention ``wo``, MLP/expert ``w2``) get
 0.02 / sqrt(2 * n_layers) so the residual's variance does not grow with depth
 (Radford et al. 2019, section 2.3).
 
-Incremental decoding: pass a ``KVCache`` (``superlab.model.cache``) and the call covers
-positions ``cache.pos..cache.pos+T-1``, attends to the cached keys, and advances
-``cache.pos``; a prefill is one call with the prompt, then one call per new token.
+Incremental decoding: pass a ``KVCache`` (``superlab.model.cache``) and the call covers,
+in each row b, positions ``cache.pos_B[b]..`` (one per valid token), attends to that row's
+cached keys, and advances ``cache.pos_B``; a prefill is one call with the prompt, then one
+call per new token. Rows are separate sequences of different lengths: ``valid_BT`` marks
+the real tokens of a step (padding gets no position, is never attended and never kept).
 Without a cache the forward is the training path, unchanged.
 
 Per-layer choices (``model.layer_pattern``: attention kind, RoPE or NoPE, dense or MoE)
@@ -64,9 +66,9 @@ class Block(nn.Module):
         sin_TC: torch.Tensor,
         doc_ids_BT: torch.Tensor | None = None,
         kv: LayerKV | None = None,
-        start: int = 0,
+        pos_BT: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x_BTD = x_BTD + self.attn(self.norm1(x_BTD), cos_TC, sin_TC, doc_ids_BT, kv, start)
+        x_BTD = x_BTD + self.attn(self.norm1(x_BTD), cos_TC, sin_TC, doc_ids_BT, kv, pos_BT)
         x_BTD = x_BTD + self.mlp(self.norm2(x_BTD))
         return x_BTD
 
@@ -107,17 +109,28 @@ class Transformer(nn.Module):
         targets_BT: torch.Tensor | None = None,
         doc_ids_BT: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        valid_BT: torch.Tensor | None = None,
     ) -> ModelOutput:
         if cache is not None and doc_ids_BT is not None:
             raise ValueError("doc_ids_BT (packed documents) is not supported with a KV cache")
-        start = 0 if cache is None else cache.pos
-        cos_TC, sin_TC = self.rope(idx_BT.shape[1], start)
+        if cache is None and valid_BT is not None:
+            raise ValueError("valid_BT (padding in a decode step) needs a KV cache")
+        pos_BT = None
+        if cache is None:
+            cos_TC, sin_TC = self.rope(idx_BT.shape[1])
+        else:  # each row at its own positions: (B, 1, T, C) tables, broadcast over heads
+            if valid_BT is None:
+                valid_BT = torch.ones_like(idx_BT, dtype=torch.bool)
+            pos_BT = cache.positions(valid_BT)
+            table_cos, table_sin = self.rope(max(int(pos_BT.max()), 0) + 1)
+            at_BT = pos_BT.clamp(min=0)
+            cos_TC, sin_TC = table_cos[at_BT][:, None], table_sin[at_BT][:, None]
         x_BTD = self.tok_emb(idx_BT)
         for i, block in enumerate(self.blocks):
             kv = None if cache is None else cache.layers[i]
-            x_BTD = block(x_BTD, cos_TC, sin_TC, doc_ids_BT, kv, start)
-        if cache is not None:
-            cache.pos += idx_BT.shape[1]
+            x_BTD = block(x_BTD, cos_TC, sin_TC, doc_ids_BT, kv, pos_BT)
+        if cache is not None and valid_BT is not None:
+            cache.advance(valid_BT)
         x_BTD = self.norm(x_BTD)
         weight_VD = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
         logits_BTV = F.linear(x_BTD, weight_VD)
@@ -131,10 +144,11 @@ class Transformer(nn.Module):
         aux_loss = sum((m.aux_loss for m in moes), logits_BTV.new_zeros((), dtype=torch.float32))
         return ModelOutput(logits_BTV, loss, aux_loss, [m.stats for m in moes])
 
-    def new_cache(self) -> KVCache:
+    def new_cache(self, batch: int | None = None) -> KVCache:
         """An empty KV cache for incremental decoding, each layer kept by its own kind."""
-        cache = KVCache(self.cfg)
-        cache.layers = [LayerKV(self.cfg.attention_for(i)) for i in range(self.cfg.n_layers)]
+        cache = KVCache(self.cfg, batch)
+        if cache.pos_B is not None:
+            cache.pos_B = cache.pos_B.to(self.tok_emb.weight.device)
         return cache
 
     def num_params(self) -> int:
