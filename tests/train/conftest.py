@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from superlab.common import RunDir
 from superlab.config.recipe import Recipe
@@ -46,6 +48,15 @@ def write_shards(root: Path, splits: dict[str, list[int]], seed: int = 0) -> np.
         streams[split] = np.concatenate(parts) if parts else np.empty(0, "<u2")
     (shards_dir / "index.json").write_text(json.dumps(index))
     return streams
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    """Tiny models train faster on one thread, and the shared machine has two cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

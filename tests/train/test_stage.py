@@ -3,7 +3,7 @@ import logging
 import torch
 
 from superlab.common import StageContext
-from superlab.train.stage import run
+from superlab.train.stage import cpu_threads, run
 
 from .conftest import tiny_recipe
 
@@ -22,8 +22,22 @@ def test_stage_trains_and_is_a_no_op_when_done(run_dir):
         "heldout_loss",
         "tokens",
         "tokens_per_s",
+        "skipped_steps",
         "params_total",
         "params_active",
-    }
+        "precision",
+        "world_size",
+    }  # no "mfu": a CPU has no peak unless train.peak_tflops gives one
     assert summary["steps"] == 3 and summary["tokens_per_s"] > 0
+    assert summary["precision"] == "fp32" and summary["world_size"] == 1
     assert again["final_loss"] == summary["final_loss"] and again["steps"] == 3
+
+
+def test_cpu_threads_are_shared_among_local_ranks(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert cpu_threads(0) == 16 and cpu_threads(3) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert cpu_threads(0) == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "32")
+    assert cpu_threads(0) == 1

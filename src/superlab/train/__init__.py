@@ -4,7 +4,14 @@
 packed shards (``superlab.data``'s contract) with ``recipe.train``, resuming from the
 newest complete ``ckpt/step-N/`` exactly: same weights, optimizer state, data position
 and RNG states, so an interrupted run gives the same per-step losses as an
-uninterrupted one. The ``train`` stage is ``superlab.train.stage.run``.
+uninterrupted one. The ``train`` stage is ``superlab.train.stage.run``; under
+``torchrun`` the same trainer runs on every rank (``superlab.train.parallel``).
+
+Modules: ``loader`` (windows, document ids, rank slices), ``schedule`` (cosine, WSD),
+``trainer`` (the loop), ``parallel`` (DDP / FSDP2 / compile from outside),
+``checkpoint``, ``metrics`` (JSONL, TensorBoard), ``moe_stats`` (per-step expert load),
+``mfu``, ``launch`` (``superlab train``'s resume policy and worker ranks, no torch).
+See docs/train.md.
 """
 
 from __future__ import annotations

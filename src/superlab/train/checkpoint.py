@@ -4,9 +4,13 @@ Written into a temporary directory and renamed into place (``atomic_dir``), with
 ``state.json`` written last, so a ``step-N`` directory is always complete and a
 crash mid-write leaves only a ``.step-N.*.tmp`` directory that loading ignores
 (``superlab.common.ckpt``). Contents: ``model.safetensors`` + ``model_config.json``
-(``save_model``), ``optim.pt`` (the optimizer's state dict) and ``state.json``: the
-step, the data loader's position, elapsed seconds, and the torch / CUDA / numpy /
-Python RNG states as plain JSON lists (no pickles to load).
+(the layout ``superlab.model.io.load_model`` reads), ``optim.pt`` (AdamW's full state
+dict keyed by parameter name, loaded with ``weights_only``) and ``state.json``: the
+step, the data loader's position, elapsed seconds, counters, and the torch / CUDA /
+numpy / Python RNG states as plain JSON lists (no pickles to load).
+
+The state dicts come in whole (``superlab.train.parallel.full_state`` gathers them
+under FSDP), so this module knows nothing of ranks: rank 0 calls ``save_checkpoint``.
 """
 
 from __future__ import annotations
@@ -19,11 +23,15 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from superlab.common.atomic import atomic_dir, atomic_write_json
 from superlab.common.ckpt import list_checkpoints
-from superlab.model.io import WEIGHTS, save_model
-from superlab.model.transformer import Transformer
+from superlab.config.recipe import ModelConfig
+from superlab.model.io import CONFIG, WEIGHTS
+
+OPTIMIZER = "optim.pt"
+STATE = "state.json"
 
 
 def rng_state() -> dict[str, Any]:
@@ -60,35 +68,35 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(
     ckpt_root: str | Path,
     step: int,
-    model: Transformer,
-    optimizer: torch.optim.Optimizer,
+    model_state: dict[str, torch.Tensor],
+    model_cfg: ModelConfig,
+    optim_state: dict[str, Any],
     extra: dict[str, Any],
     keep_last: int,
 ) -> Path:
     """Write ``ckpt_root/step-{step}/`` atomically, then keep only the newest ``keep_last``."""
     path = Path(ckpt_root) / f"step-{step}"
     with atomic_dir(path) as tmp:
-        save_model(model, tmp)
-        torch.save(optimizer.state_dict(), tmp / "optim.pt")
-        atomic_write_json(tmp / "state.json", {"step": step, **extra, "rng": rng_state()})
+        weights = {k: v.detach().contiguous().cpu() for k, v in model_state.items()}
+        save_file(weights, str(tmp / WEIGHTS), metadata={"format": "pt"})
+        atomic_write_json(tmp / CONFIG, model_cfg.model_dump(mode="json"))
+        torch.save(optim_state, tmp / OPTIMIZER)
+        atomic_write_json(tmp / STATE, {"step": step, **extra, "rng": rng_state()})
     for _, old in list_checkpoints(ckpt_root)[:-keep_last]:
         shutil.rmtree(old, ignore_errors=True)
     return path
 
 
 def load_checkpoint(
-    path: str | Path, model: Transformer, optimizer: torch.optim.Optimizer
-) -> dict[str, Any]:
-    """Load weights, optimizer and RNG states from ``path``; return its ``state.json``."""
-    from safetensors.torch import load_file
-
+    path: str | Path,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, Any]]:
+    """Weights and optimizer state (on CPU) and ``state.json`` of ``path``; restores the RNGs."""
     path = Path(path)
-    device = next(model.parameters()).device
-    model.load_state_dict(load_file(str(path / WEIGHTS), device=str(device)))
-    optimizer.load_state_dict(torch.load(path / "optim.pt", map_location=device))
-    state = json.loads((path / "state.json").read_text())
+    model_state = load_file(str(path / WEIGHTS))
+    optim_state = torch.load(path / OPTIMIZER, map_location="cpu", weights_only=True)
+    state = json.loads((path / STATE).read_text())
     set_rng_state(state["rng"])
-    return state
+    return model_state, optim_state, state
 
 
 def remove_partial(ckpt_root: str | Path) -> None:

@@ -8,6 +8,16 @@ may run over into the next epoch. Its position is ``(epoch, index)``, which
 ``state()`` / ``load_state()`` save and restore, so a resumed run draws exactly the
 batch the interrupted one would have drawn next. The held-out loader is unshuffled.
 
+Under data parallelism every rank walks the same global order and keeps only its own
+rows, ``[rank * B / world, (rank + 1) * B / world)`` of each global batch of B; the
+position is the global one, so a checkpoint resumes at any world size.
+
+With ``documents=True`` each batch also carries ``doc_ids_BT``: for every input token,
+the index of its document within the row (0 for the document the window starts in),
+from the shards' ``.docs.npy`` start offsets. The model then lets a token attend only
+to earlier tokens of its own document (``Transformer.forward(doc_ids_BT=...)``). RoPE
+positions still count from the window's start, as in Llama 3's document masking.
+
 Legend: B batch, T sequence (``seq_len``), W windows.
 """
 
@@ -15,7 +25,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +37,14 @@ def read_index(shards_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no shard index; run the data stage first")
     return json.loads(path.read_text())
+
+
+class Batch(NamedTuple):
+    """One batch: inputs, next-token targets and (with document masking) document ids."""
+
+    x_BT: torch.Tensor
+    y_BT: torch.Tensor
+    doc_ids_BT: torch.Tensor | None
 
 
 class TokenLoader:
@@ -41,17 +59,27 @@ class TokenLoader:
         *,
         seed: int = 0,
         shuffle: bool = True,
+        documents: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if batch_size % world_size:
+            raise ValueError(
+                f"train.batch_size ({batch_size}) must be a multiple of the world size "
+                f"({world_size}): each rank takes an equal share of the global batch"
+            )
         shards_dir = Path(shards_dir)
         index = read_index(shards_dir)
         dtype = np.dtype(index["dtype"]).newbyteorder("<")
-        self.shards = [
-            np.memmap(shards_dir / s["file"], dtype=dtype, mode="r")
-            for s in index["splits"].get(split, [])
-            if s["tokens"] > 0
-        ]
+        entries = [s for s in index["splits"].get(split, []) if s["tokens"] > 0]
+        self.shards = [np.memmap(shards_dir / s["file"], dtype=dtype, mode="r") for s in entries]
         lengths = [len(s) for s in self.shards]
         self.offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+        self.doc_starts = _doc_starts(shards_dir, entries, self.offsets) if documents else None
+        self.rank, self.world_size = rank, world_size
+        self.local_rows = range(
+            rank * batch_size // world_size, (rank + 1) * batch_size // world_size
+        )
         self.num_tokens = int(self.offsets[-1])
         self.split, self.batch_size, self.seq_len = split, batch_size, seq_len
         self.seed, self.shuffle = seed, shuffle
@@ -102,13 +130,37 @@ class TokenLoader:
         """Window ``w``: tokens ``[w * T, w * T + T + 1)`` of the stream."""
         return self._tokens(w * self.seq_len, self.seq_len + 1)
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The next ``(x_BT, y_BT)``, int64, with ``y`` shifted one token to the left."""
-        rows = []
-        for _ in range(self.batch_size):
+    def doc_ids(self, w: int) -> np.ndarray:
+        """Document index (0 = the one window ``w`` starts in) of each of its input tokens."""
+        assert self.doc_starts is not None, "built without documents=True"
+        pos_T = np.arange(w * self.seq_len, (w + 1) * self.seq_len)
+        ids_T = np.searchsorted(self.doc_starts, pos_T, side="right") - 1
+        return ids_T - ids_T[0]
+
+    def next_batch(self) -> Batch:
+        """This rank's rows of the next global batch; int64, ``y`` = ``x`` shifted by one."""
+        windows = []
+        for row in range(self.batch_size):
             if self.index == self.num_windows:
                 self.epoch, self.index = self.epoch + 1, 0
-            rows.append(self.window(int(self._order(self.epoch)[self.index])))
+            if row in self.local_rows:
+                windows.append(int(self._order(self.epoch)[self.index]))
             self.index += 1
-        batch_BT1 = torch.from_numpy(np.stack(rows))
-        return batch_BT1[:, :-1], batch_BT1[:, 1:]
+        batch_BT1 = torch.from_numpy(np.stack([self.window(w) for w in windows]))
+        doc_ids_BT = None
+        if self.doc_starts is not None:
+            doc_ids_BT = torch.from_numpy(np.stack([self.doc_ids(w) for w in windows]))
+        return Batch(batch_BT1[:, :-1], batch_BT1[:, 1:], doc_ids_BT)
+
+
+def _doc_starts(shards_dir: Path, entries: list[dict[str, Any]], offsets: np.ndarray) -> np.ndarray:
+    """Start offsets of every document in the split's concatenated token stream."""
+    starts = []
+    for entry, offset in zip(entries, offsets, strict=False):
+        if "docs_file" not in entry:
+            raise ValueError(
+                f"{shards_dir / 'index.json'}: shard {entry['file']} has no docs_file; "
+                f"train.document_mask needs the per-document offsets (re-run the data stage)"
+            )
+        starts.append(np.load(shards_dir / entry["docs_file"]).astype(np.int64) + int(offset))
+    return np.concatenate(starts) if starts else np.zeros(1, dtype=np.int64)

@@ -11,14 +11,25 @@ from superlab.common import StageContext
 from superlab.train.trainer import Trainer
 
 
+def cpu_threads(configured: int) -> int:
+    """``train.threads``, or the cores shared out among this machine's ranks (torchrun)."""
+    if configured:
+        return configured
+    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, (os.cpu_count() or 1) // ranks_here)
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
     """Train to ``train.steps`` (resuming from the newest checkpoint); return the summary."""
-    torch.set_num_threads(ctx.recipe.train.threads or os.cpu_count() or 1)
+    torch.set_num_threads(cpu_threads(ctx.recipe.train.threads))
     trainer = Trainer(ctx.recipe, ctx.run, ctx)
     ctx.log.info(
-        "train: %s on %s, %d parameters",
+        "train: %s on %s x %d (%s, %s), %d parameters",
         ctx.recipe.name,
         trainer.device,
+        trainer.world.size,
+        "bf16 autocast" if trainer.bf16 else "fp32",
+        ctx.recipe.train.distributed if trainer.world.size > 1 else "one process",
         trainer.model.num_params(),
     )
     return trainer.train()

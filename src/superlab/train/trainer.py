@@ -1,15 +1,22 @@
-"""The training loop: AdamW, warmup + cosine, clipping, accumulation, checkpoints, metrics.
+"""The training loop: AdamW, schedules, clipping, accumulation, checkpoints, metrics.
 
 Weight decay (AdamW, Loshchilov & Hutter 2019) applies to the matrices of the
 attention, MLP, expert and router projections; not to norm gains or the (possibly
 tied) embedding, as in nanoGPT / Llama practice: decaying them only shrinks the
 scale the norms and the softmax re-learn. The model has no biases.
 
+Precision (``train.precision``): bf16 autocast around the forward pass, weights, gradients
+and AdamW state in fp32. Compile and data parallelism wrap the model from outside
+(``superlab.train.parallel``); the same loop runs on one CPU and under ``torchrun``.
+
 A step whose loss or gradient norm is not finite is skipped (no optimizer update;
-the data and the schedule move on) and logged with ``"skipped": true``; five in a row
-raise ``NonFiniteLossError``. SIGTERM or SIGINT (Ctrl-C) stops the loop at the next
-step boundary, saves a checkpoint and raises ``TrainingInterrupted`` (a
-``KeyboardInterrupt``); a second signal stops at once without saving.
+the data and the schedule move on), counted, and logged with ``"skipped": true``;
+``train.max_bad_steps`` in a row raise ``NonFiniteLossError`` naming the steps. SIGTERM
+or SIGINT (Ctrl-C) stops the loop at the next step boundary (all ranks agree on which),
+saves a checkpoint and raises ``TrainingInterrupted`` (a ``KeyboardInterrupt``); a second
+signal stops at once without saving.
+
+Legend: B batch (this rank's rows), T sequence.
 """
 
 from __future__ import annotations
@@ -32,12 +39,12 @@ from superlab.model.counts import param_count
 from superlab.model.io import CONFIG
 from superlab.model.moe import MoE
 from superlab.model.transformer import Transformer
+from superlab.train import moe_stats, parallel
 from superlab.train.checkpoint import load_checkpoint, remove_partial, save_checkpoint
 from superlab.train.loader import TokenLoader, read_index
-from superlab.train.metrics import append_row, truncate_after
-from superlab.train.schedule import lr_at
-
-MAX_BAD_STEPS = 5
+from superlab.train.metrics import MetricsLog, truncate_after
+from superlab.train.mfu import mfu, peak_tflops, train_flops_per_token
+from superlab.train.schedule import lr_for
 
 
 class NonFiniteLossError(StageError):
@@ -48,13 +55,28 @@ class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped by a signal after saving a checkpoint."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` = CUDA when available, else CPU."""
+def resolve_device(name: str, world: parallel.World | None = None) -> torch.device:
+    """``auto`` = CUDA when available, else CPU; under torchrun CUDA is ``cuda:LOCAL_RANK``."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
         raise StageError("train.device is 'cuda' but torch sees no CUDA device")
+    if name == "cuda" and world is not None and world.size > 1:
+        return torch.device("cuda", world.local_rank)
     return torch.device(name)
+
+
+def resolve_bf16(precision: str, device: torch.device) -> bool:
+    """Whether to autocast to bf16: ``auto`` = on a CUDA device with bf16 support."""
+    cuda_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+    if precision == "auto":
+        return cuda_bf16
+    if precision == "bf16" and device.type == "cuda" and not cuda_bf16:
+        raise StageError(
+            f"train.precision is 'bf16' but {torch.cuda.get_device_name(device)} has no bf16; "
+            f"use 'fp32' or 'auto'"
+        )
+    return precision == "bf16"
 
 
 def resolve_model_config(recipe: Recipe, shards_dir: Any) -> ModelConfig:
@@ -88,35 +110,74 @@ class Trainer:
         self.ctx = ctx if ctx is not None else StageContext(recipe=recipe, run=run_dir)
         self.log = self.ctx.log
         self.tc = tc = recipe.train
-        self.device = resolve_device(tc.device)
+        self.world = parallel.init_world(resolve_device(tc.device).type)
+        self.device = resolve_device(tc.device, self.world)
+        self.bf16 = resolve_bf16(tc.precision, self.device)
         self.model_cfg = resolve_model_config(recipe, run_dir.shards)
         torch.manual_seed(tc.seed)
         self.model = Transformer(self.model_cfg).to(self.device)
+        if tc.compile:
+            parallel.compile_blocks(self.model)
+        self.train_model = parallel.parallelize(self.model, tc.distributed, self.world)
         self.optimizer = build_optimizer(self.model, tc)
-        self.loader = TokenLoader(run_dir.shards, "train", tc.batch_size, tc.seq_len, seed=tc.seed)
+        rank, size = self.world.rank, self.world.size
+        try:
+            self.loader = TokenLoader(
+                run_dir.shards,
+                "train",
+                tc.batch_size,
+                tc.seq_len,
+                seed=tc.seed,
+                documents=tc.document_mask,
+                rank=rank,
+                world_size=size,
+            )
+        except ValueError as e:
+            raise StageError(str(e)) from None
         self.heldout: TokenLoader | None = None
         try:
             self.heldout = TokenLoader(
-                run_dir.shards, "heldout", tc.batch_size, tc.seq_len, shuffle=False
+                run_dir.shards,
+                "heldout",
+                tc.batch_size,
+                tc.seq_len,
+                shuffle=False,
+                documents=tc.document_mask,
+                rank=rank,
+                world_size=size,
             )
         except ValueError as e:
             self.log.warning("no held-out loss: %s", e)
         self.moe_layers = [
             i for i in range(self.model_cfg.n_layers) if self.model_cfg.is_moe_layer(i)
         ]
+        self.flops_per_token = train_flops_per_token(self.model_cfg, tc.seq_len)
+        self.peak, peak_source = peak_tflops(tc, self.device, self.bf16)
+        if self.world.main and self.peak is None:
+            self.log.info("MFU not logged: %s", peak_source)
+        elif self.world.main:
+            self.log.info("MFU against %g TFLOP/s per device (%s)", self.peak, peak_source)
         self.step, self.tokens, self.elapsed = 0, 0, 0.0
+        self.skipped = 0
         self.last_loss: float | None = None
         self.last_heldout: float | None = None
         self._bad_steps = 0
         self._saved_step = -1
         self._stop_signal = 0
+        self._stop_agreed = False
         self._window_tokens, self._window_time = 0, 0.0
+        self._last_tokens_per_s = 0.0
         self._resume()
+        tb_dir = run_dir.root / "tb" if tc.tensorboard and self.world.main else None
+        self.metrics: MetricsLog | None = None
+        if self.world.main:
+            self.metrics = MetricsLog(run_dir.metrics, tb_dir, self.step, self.log)
 
     # ------------------------------------------------------------------ resume / save
 
     def _resume(self) -> None:
-        remove_partial(self.run.ckpt)
+        if self.world.main:
+            remove_partial(self.run.ckpt)
         path = latest_checkpoint(self.run.ckpt)
         if path is not None:
             saved_cfg = json.loads((path / CONFIG).read_text())
@@ -125,30 +186,44 @@ class Trainer:
                     f"{path} was trained with a different model config than the recipe's; "
                     f"restore the recipe's model section or remove {self.run.ckpt}"
                 )
-            state = load_checkpoint(path, self.model, self.optimizer)
+            model_sd, optim_sd, state = load_checkpoint(path)
+            parallel.load_full_state(self.model, self.optimizer, model_sd, optim_sd)
             self.step, self.tokens, self.elapsed = state["step"], state["tokens"], state["elapsed"]
             self.last_loss, self.last_heldout = state["loss"], state["heldout_loss"]
+            self.skipped, self._bad_steps = state.get("skipped", 0), state.get("bad_steps", 0)
             self.loader.load_state(state["loader"])
             self._saved_step = self.step
             self.log.info("resumed from %s (step %d)", path, self.step)
-        dropped = truncate_after(self.run.metrics, self.step)
-        if dropped:
-            self.log.info("dropped %d metrics rows after step %d", dropped, self.step)
+        if self.world.main:
+            dropped = truncate_after(self.run.metrics, self.step)
+            if dropped:
+                self.log.info("dropped %d metrics rows after step %d", dropped, self.step)
 
     def save(self) -> None:
-        """Checkpoint the current step (once per step)."""
+        """Checkpoint the current step (once per step); every rank calls it, rank 0 writes."""
         if self._saved_step == self.step:
             return
-        extra = {
-            "loader": self.loader.state(),
-            "tokens": self.tokens,
-            "elapsed": self.elapsed,
-            "loss": self.last_loss,
-            "heldout_loss": self.last_heldout,
-        }
-        save_checkpoint(
-            self.run.ckpt, self.step, self.model, self.optimizer, extra, self.tc.keep_last
-        )
+        model_sd, optim_sd = parallel.full_state(self.model, self.optimizer)
+        if self.world.main:
+            extra = {
+                "loader": self.loader.state(),
+                "tokens": self.tokens,
+                "elapsed": self.elapsed,
+                "loss": self.last_loss,
+                "heldout_loss": self.last_heldout,
+                "skipped": self.skipped,
+                "bad_steps": self._bad_steps,
+                "world_size": self.world.size,
+            }
+            save_checkpoint(
+                self.run.ckpt,
+                self.step,
+                model_sd,
+                self.model_cfg,
+                optim_sd,
+                extra,
+                self.tc.keep_last,
+            )
         self._saved_step = self.step
 
     # ------------------------------------------------------------------ the loop
@@ -156,70 +231,104 @@ class Trainer:
     def train(self) -> dict[str, Any]:
         """Train until ``train.steps``; return the stage summary."""
         tc = self.tc
-        with self._signals(), self.ctx.progress("train", total=tc.steps) as bar:
-            bar.advance(self.step)
-            while self.step < tc.steps:
-                if self._stop_signal:
-                    self.save()
-                    name = signal.Signals(self._stop_signal).name
-                    raise TrainingInterrupted(f"{name} at step {self.step}; checkpoint saved")
-                self._train_step()
-                bar.advance(1)
-                if self.last_loss is not None:
-                    bar.update(description=f"train loss {self.last_loss:.3f}")
-                if self.step % tc.eval_every == 0 or self.step == tc.steps:
-                    self._eval_heldout()
-                if self.step % tc.ckpt_every == 0 or self.step == tc.steps:
-                    self.save()
+        try:
+            with self._signals(), self.ctx.progress("train", total=tc.steps) as bar:
+                bar.advance(self.step)
+                while self.step < tc.steps:
+                    if self._should_stop():
+                        self.save()
+                        name = signal.Signals(self._stop_signal or signal.SIGTERM).name
+                        raise TrainingInterrupted(f"{name} at step {self.step}; checkpoint saved")
+                    self._train_step()
+                    bar.advance(1)
+                    if self.last_loss is not None:
+                        bar.update(description=self._bar_text())
+                    if self.step % tc.eval_every == 0 or self.step == tc.steps:
+                        self._eval_heldout()
+                    if self.step % tc.ckpt_every == 0 or self.step == tc.steps:
+                        self.save()
+        finally:
+            if self.metrics is not None:
+                self.metrics.close()
         counts = param_count(self.model_cfg)
-        return {
+        tokens_per_s = self.tokens / self.elapsed if self.elapsed else 0.0
+        summary = {
             "steps": self.step,
             "final_loss": self.last_loss,
             "heldout_loss": self.last_heldout,
             "tokens": self.tokens,
-            "tokens_per_s": self.tokens / self.elapsed if self.elapsed else 0.0,
+            "tokens_per_s": tokens_per_s,
+            "skipped_steps": self.skipped,
             "params_total": counts["total"],
             "params_active": counts["active"],
+            "precision": "bf16" if self.bf16 else "fp32",
+            "world_size": self.world.size,
         }
+        if self.peak is not None:
+            summary["mfu"] = mfu(tokens_per_s, self.flops_per_token, self.peak, self.world.size)
+        return summary
+
+    def _bar_text(self) -> str:
+        tok_s = self._last_tokens_per_s
+        return f"train loss {self.last_loss:.3f} · {tok_s:,.0f} tok/s"
+
+    def _forward(self, batch: Any) -> Any:
+        """One forward pass of the training model under the configured autocast."""
+        x_BT, y_BT, doc_ids_BT = (
+            None if t is None else t.to(self.device, non_blocking=True) for t in batch
+        )
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self.train_model(x_BT, y_BT, doc_ids_BT=doc_ids_BT)
 
     def _train_step(self) -> None:
         tc, model = self.tc, self.model
-        lr = lr_at(
-            self.step,
-            lr=tc.lr,
-            warmup_steps=tc.warmup_steps,
-            total_steps=tc.steps,
-            min_lr_ratio=tc.min_lr_ratio,
-        )
+        lr = lr_for(tc, self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         t0 = time.perf_counter()
         self.optimizer.zero_grad(set_to_none=True)
         loss_sum = torch.zeros((), device=self.device)
         aux_sum = torch.zeros((), device=self.device)
-        for _ in range(tc.grad_accum):
-            x_BT, y_BT = (t.to(self.device, non_blocking=True) for t in self.loader.next_batch())
-            out = model(x_BT, y_BT)
-            assert out.loss is not None
-            ((out.loss + out.aux_loss) / tc.grad_accum).backward()
+        stats: list[list[dict[str, Any]]] = []
+        for micro in range(tc.grad_accum):
+            batch = self.loader.next_batch()
+            with parallel.gradient_sync(self.train_model, micro == tc.grad_accum - 1):
+                out = self._forward(batch)
+                assert out.loss is not None
+                ((out.loss + out.aux_loss) / tc.grad_accum).backward()
             loss_sum += out.loss.detach()
             aux_sum += out.aux_loss.detach()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
-        loss = loss_sum.item() / tc.grad_accum
-        aux = aux_sum.item() / tc.grad_accum
-        norm = grad_norm.item()
+            stats.append(out.moe_stats)
+        norm = parallel.grad_norm_value(
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
+        )
+        local = [loss_sum.item() / tc.grad_accum, aux_sum.item() / tc.grad_accum]
+        loss, aux, stop = parallel.all_mean(
+            [*local, float(self._stop_signal)], self.world, self.device
+        )
+        self._stop_agreed = stop > 0
         finite = math.isfinite(loss) and math.isfinite(aux) and math.isfinite(norm)
         if finite:
             self.optimizer.step()
+            parallel.sync_router_buffers(model, self.world, before_update=True)
             for block in model.blocks:  # aux-free routers move their bias (DeepSeek-V3)
                 if isinstance(block.mlp, MoE):
                     block.mlp.update_bias()
+            parallel.sync_router_buffers(model, self.world, before_update=False)
             self._bad_steps = 0
             self.last_loss = loss
         else:
             self.optimizer.zero_grad(set_to_none=True)
             self._bad_steps += 1
-            self.log.warning("step %d: loss %s, grad norm %s; skipped", self.step + 1, loss, norm)
+            self.skipped += 1
+            if self.world.main:
+                self.log.warning(
+                    "step %d: loss %s, grad norm %s; skipped (%d so far)",
+                    self.step + 1,
+                    loss,
+                    norm,
+                    self.skipped,
+                )
         step_tokens = tc.grad_accum * tc.batch_size * tc.seq_len
         dt = time.perf_counter() - t0
         self.step += 1
@@ -228,31 +337,49 @@ class Trainer:
         self._window_tokens += step_tokens
         self._window_time += dt
         if not finite or self.step % tc.log_every == 0 or self.step in (1, tc.steps):
-            row: dict[str, Any] = {
-                "step": self.step,
-                "loss": loss,
-                "aux_loss": aux,
-                "lr": lr,
-                "grad_norm": norm,
-                "tokens": self.tokens,
-                "tokens_per_s": self._window_tokens / max(self._window_time, 1e-9),
-                "elapsed": self.elapsed,
-            }
-            if not finite:
-                row["skipped"] = True
-            if self.moe_layers:
-                stats = _moe_stats(model)
-                row["moe"] = [
-                    {"layer": i, **s} for i, s in zip(self.moe_layers, stats, strict=True)
-                ]
-            append_row(self.run.metrics, row)
-            self._window_tokens, self._window_time = 0, 0.0
-        if self._bad_steps >= MAX_BAD_STEPS:
+            self._log_step(loss, aux, lr, norm, finite, stats)
+        if self._bad_steps >= tc.max_bad_steps:
+            first = self.step - self._bad_steps + 1
             raise NonFiniteLossError(
-                f"{MAX_BAD_STEPS} steps in a row (up to step {self.step}) had a non-finite loss "
-                f"or gradient norm (last loss {loss}, grad norm {norm}); lower train.lr, "
-                f"raise train.warmup_steps or check the data"
+                f"{self._bad_steps} steps in a row (steps {first} to {self.step}) had a "
+                f"non-finite loss or gradient norm (last loss {loss}, grad norm {norm}; "
+                f"train.max_bad_steps = {tc.max_bad_steps}); lower train.lr, raise "
+                f"train.warmup_steps or check the data"
             )
+
+    def _log_step(
+        self,
+        loss: float,
+        aux: float,
+        lr: float,
+        norm: float,
+        finite: bool,
+        stats: list[list[dict[str, Any]]],
+    ) -> None:
+        """One metrics row; every rank takes part (MoE counts are summed over ranks)."""
+        tokens_per_s = self._window_tokens / max(self._window_time, 1e-9)
+        self._last_tokens_per_s = tokens_per_s
+        row: dict[str, Any] = {
+            "step": self.step,
+            "loss": loss,
+            "aux_loss": aux,
+            "lr": lr,
+            "grad_norm": norm,
+            "tokens": self.tokens,
+            "tokens_per_s": tokens_per_s,
+            "elapsed": self.elapsed,
+        }
+        if self.peak is not None:
+            row["mfu"] = mfu(tokens_per_s, self.flops_per_token, self.peak, self.world.size)
+        if not finite:
+            row["skipped"] = True
+        row["skipped_total"] = self.skipped
+        if self.moe_layers:
+            merged = moe_stats.merge(parallel.all_gather(moe_stats.merge(stats), self.world))
+            row["moe"] = [{"layer": i, **s} for i, s in zip(self.moe_layers, merged, strict=True)]
+        if self.metrics is not None:
+            self.metrics.write(row)
+        self._window_tokens, self._window_time = 0, 0.0
 
     @torch.no_grad()
     def heldout_loss(self) -> float | None:
@@ -263,19 +390,27 @@ class Trainer:
         self.heldout.reset()
         total = 0.0
         for _ in range(self.tc.eval_batches):
-            x_BT, y_BT = (t.to(self.device) for t in self.heldout.next_batch())
-            out = self.model(x_BT, y_BT)
+            x_BT, y_BT, doc_ids_BT = (
+                None if t is None else t.to(self.device) for t in self.heldout.next_batch()
+            )
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                out = self.model(x_BT, y_BT, doc_ids_BT=doc_ids_BT)
             assert out.loss is not None
             total += out.loss.item()
         self.model.train()
-        return total / self.tc.eval_batches
+        (mean,) = parallel.all_mean([total / self.tc.eval_batches], self.world, self.device)
+        return mean
 
     def _eval_heldout(self) -> None:
         self.last_heldout = self.heldout_loss()
-        if self.last_heldout is not None:
-            append_row(self.run.metrics, {"step": self.step, "heldout_loss": self.last_heldout})
+        if self.last_heldout is not None and self.metrics is not None:
+            self.metrics.write({"step": self.step, "heldout_loss": self.last_heldout})
 
     # ------------------------------------------------------------------ signals
+
+    def _should_stop(self) -> bool:
+        """One rank: a signal arrived. Several: any rank had one at the last step's reduce."""
+        return bool(self._stop_signal) if self.world.size == 1 else self._stop_agreed
 
     @contextmanager
     def _signals(self) -> Iterator[None]:
@@ -295,7 +430,3 @@ class Trainer:
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
-
-
-def _moe_stats(model: Transformer) -> list[dict[str, Any]]:
-    return [b.mlp.stats for b in model.blocks if isinstance(b.mlp, MoE)]
