@@ -1,5 +1,8 @@
 """Text in, text out: prompt encoding, the decode loop and stopping.
 
+``generate`` decodes one prompt; ``generate_many`` decodes many together through the
+continuously batched ``Engine`` (``superlab.serve.engine``).
+
 With a model whose ``forward`` takes a ``cache`` (our ``Transformer``) the prompt is
 prefilled once and each step runs one token against the KV cache. When the context
 would pass ``max_seq_len``: under ``sliding`` and ``chunked`` attention the cache is
@@ -18,12 +21,13 @@ from typing import TYPE_CHECKING
 import torch
 from tokenizers import Tokenizer
 
-from superlab.serve.sampling import sample_next
+from superlab.serve.engine import EOS_TOKEN, Engine, GenRequest
+from superlab.serve.sampling import SamplingParams, apply_repetition_penalty, sample_next
 
 if TYPE_CHECKING:
     from superlab.model.cache import KVCache
 
-EOS_TOKEN = "<|endoftext|>"
+__all__ = ["EOS_TOKEN", "Completion", "Generator"]
 
 
 @dataclass
@@ -65,6 +69,7 @@ class Generator:
         top_p: float | None = None,
         seed: int = 0,
         stop: list[str] | None = None,
+        repetition_penalty: float = 1.0,
     ) -> Completion:
         """Continue ``prompt``; same seed and settings give the same text."""
         ids = self.tokenizer.encode(prompt).ids
@@ -76,6 +81,7 @@ class Generator:
         cache = self.model.new_cache() if self.cached else None
         for _ in range(max_new_tokens):
             logits_V = self._next_logits(ids + new, cache)
+            logits_V = apply_repetition_penalty(logits_V, ids + new, repetition_penalty)
             token = sample_next(logits_V, temperature, top_k, top_p, rng)
             if token == self.eos_id:
                 reason = "eos"
@@ -87,6 +93,32 @@ class Generator:
                 if cut >= 0:
                     return Completion(text[:cut], new, "stop")
         return Completion(self.tokenizer.decode(new), new, reason)
+
+    def generate_many(
+        self, prompts: list[str], params: SamplingParams | list[SamplingParams], max_batch: int = 32
+    ) -> list[Completion]:
+        """Continue every prompt, decoded together with continuous batching (``Engine``).
+
+        Needs a model with a KV cache; under full attention a sequence stops at
+        ``max_seq_len`` (finish reason ``length``) instead of re-running a cropped context.
+        """
+        per = params if isinstance(params, list) else [params] * len(prompts)
+        if len(per) != len(prompts):
+            raise ValueError(f"params: {len(per)} settings for {len(prompts)} prompts")
+        engine = Engine(self.model, self.tokenizer, self.max_seq_len, max_batch)
+        for i, (prompt, p) in enumerate(zip(prompts, per, strict=True)):
+            ids = self.tokenizer.encode(prompt).ids or [self.eos_id]
+            engine.submit(GenRequest(str(i), ids, p))
+        texts = [""] * len(prompts)
+        tokens: list[list[int]] = [[] for _ in prompts]
+        reasons = [""] * len(prompts)
+        while not engine.idle:
+            for d in engine.step():
+                i = int(d.request_id)
+                texts[i] += d.text
+                tokens[i] += d.token_ids
+                reasons[i] = d.finish_reason or reasons[i]
+        return [Completion(*c) for c in zip(texts, tokens, reasons, strict=True)]
 
     def _next_logits(self, ctx: list[int], cache: KVCache | None) -> torch.Tensor:
         """Next-token logits ``(V,)``: feed the cache what it has not seen, or re-run."""

@@ -1,6 +1,9 @@
-"""Choosing the next token from logits: greedy, temperature, top-k, top-p (nucleus)."""
+"""Choosing the next token from logits: greedy, temperature, top-k, top-p (nucleus),
+repetition penalty; ``SamplingParams`` holds one request's settings."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
@@ -35,3 +38,47 @@ def sample_next(
         return int(torch.argmax(logits_V))
     probs_V = torch.softmax(filter_logits(logits_V.float() / temperature, top_k, top_p), dim=-1)
     return int(torch.multinomial(probs_V, 1, generator=generator))
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How one request is decoded; ``seed`` None draws a fresh one per request."""
+
+    max_tokens: int = 16
+    temperature: float = 0.0
+    top_k: int | None = None
+    top_p: float | None = None
+    repetition_penalty: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    logprobs: int | None = None  # also return this many top log-probabilities per token
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_tokens": self.max_tokens >= 0,
+            "temperature": self.temperature >= 0,
+            "top_k": self.top_k is None or self.top_k >= 1,
+            "top_p": self.top_p is None or 0 < self.top_p <= 1,
+            "repetition_penalty": self.repetition_penalty > 0,
+            "logprobs": self.logprobs is None or self.logprobs >= 0,
+        }
+        for name, ok in checks.items():
+            if not ok:
+                raise ValueError(f"{name}: {getattr(self, name)!r} is out of range")
+
+
+def apply_repetition_penalty(
+    logits_V: torch.Tensor, seen: list[int], penalty: float
+) -> torch.Tensor:
+    """Make tokens already in the context less likely (CTRL, Keskar et al. 2019).
+
+    A seen token's logit is divided by ``penalty`` when positive and multiplied when
+    negative, as transformers' ``RepetitionPenaltyLogitsProcessor``; 1.0 changes nothing.
+    """
+    if penalty == 1.0 or not seen:
+        return logits_V
+    out = logits_V.clone()
+    ids = torch.tensor(sorted(set(seen)), dtype=torch.long, device=out.device)
+    picked = out[ids]
+    out[ids] = torch.where(picked > 0, picked / penalty, picked * penalty)
+    return out

@@ -1,0 +1,62 @@
+"""Small real fakes shared by the serve tests: a byte-level BPE tokenizer and tiny models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer
+
+from superlab.config.recipe import AttentionConfig, ModelConfig, TokenizerConfig
+from superlab.data.tokenizer import train_tokenizer
+from superlab.model import Transformer, save_model
+
+TEXT = [
+    "The history of mathematics is the study of the origins of discoveries in mathematics.",
+    "A romantic comedy is a film about love that ends happily for the couple.",
+    "The quick brown fox jumps over the lazy dog. Caf\u00e9 na\u00efve \u00fcber \u65e5\u672c",
+    "Numbers like 1, 2, 3 and 42 appear in many stories about counting sheep at night.",
+]
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Tokenizer:
+    path = tmp_path_factory.mktemp("tok") / "tokenizer.json"
+    return train_tokenizer(iter(TEXT * 5), TokenizerConfig(vocab_size=320, min_frequency=1), path)
+
+
+def tiny_model(vocab: int, kind: str = "full", max_seq_len: int = 64, seed: int = 0) -> Transformer:
+    attention = {
+        "full": AttentionConfig(kind="full"),
+        "sliding": AttentionConfig(kind="sliding", window=6),
+        "chunked": AttentionConfig(kind="chunked", chunk_size=8),
+    }[kind]
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        n_kv_heads=2,
+        vocab_size=vocab,
+        max_seq_len=max_seq_len,
+        attention=attention,
+        tie_embeddings=False,
+    )
+    model = Transformer(cfg).eval()
+    assert model.lm_head is not None
+    with torch.no_grad():  # sharper logits than the 0.02 init: greedy paths with few ties
+        model.lm_head.weight.mul_(50)
+    return model
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Tokenizer) -> Path:
+    """A run directory as the train stage leaves it: ckpt/step-1/ and tokenizer/."""
+    root = tmp_path_factory.mktemp("runs") / "tiny-serve"
+    step = root / "ckpt" / "step-1"
+    save_model(tiny_model(tokenizer.get_vocab_size()), step)
+    (step / "state.json").write_text('{"step": 1}')
+    (root / "tokenizer").mkdir()
+    tokenizer.save(str(root / "tokenizer" / "tokenizer.json"))
+    return root
