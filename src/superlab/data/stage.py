@@ -19,10 +19,12 @@ import json
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Any, NamedTuple
 
 from superlab.common import StageContext, StageError, atomic_write_json
+from superlab.data.document import Document
 from superlab.data.manifest import build_manifest, check_manifest, settings
 from superlab.data.pack import pack
 from superlab.data.pipeline import components
@@ -185,8 +187,13 @@ def _tokenizer(work: Work, done: dict[str, Stats]) -> Stats:
     with ctx.progress("data: tokenizer", n_train) as bar:
         docs = read_documents(ctx.run.data / "clean.jsonl")
         train = (d for d in docs if split.split_of(d.id) == TRAIN)
-        texts = (d.text for d in counted(train, bar))
-        tok = train_tokenizer(texts, ctx.recipe.tokenizer, ctx.run.tokenizer)
+        texts: Iterable[str] = (d.text for d in counted(train, bar))
+        probes = ctx.recipe.data.probes
+        if probes is not None and probes.docs:  # the probe documents are train text too
+            from superlab.eval.probes.mix import probe_documents
+
+            texts = chain(texts, (d.text for d in probe_documents(probes)))
+        tok = train_tokenizer(iter(texts), ctx.recipe.tokenizer, ctx.run.tokenizer)
     return {"vocab_size": tok.get_vocab_size(), "docs": n_train}
 
 
@@ -194,11 +201,19 @@ def _pack(work: Work, done: dict[str, Stats]) -> Stats:
     """Tokenize data/clean.jsonl into data/shards/ (index.json last)."""
     ctx = work.ctx
     tok = load_tokenizer(ctx.run.tokenizer)
-    with ctx.progress("data: pack", done["dedup"]["docs_out"]) as bar:
+    docs: Iterable[Document] = read_documents(ctx.run.data / "clean.jsonl")
+    split = _split(done, ctx.recipe.data.heldout_fraction)
+    probes = ctx.recipe.data.probes
+    n_probes = 0 if probes is None else probes.docs * len(probes.kinds)
+    if probes is not None and n_probes:  # long-context probe documents, train split only
+        from superlab.eval.probes.mix import TrainOnly, probe_documents
+
+        docs, split = chain(docs, probe_documents(probes)), TrainOnly(split)
+    with ctx.progress("data: pack", done["dedup"]["docs_out"] + n_probes) as bar:
         index = pack(
-            read_documents(ctx.run.data / "clean.jsonl"),
+            docs,
             tok,
-            _split(done, ctx.recipe.data.heldout_fraction),
+            split,
             ctx.recipe.data.shard_tokens,
             ctx.run.shards,
             on_docs=bar.advance,
@@ -212,6 +227,7 @@ def _pack(work: Work, done: dict[str, Stats]) -> Stats:
             for key in ("tokens", "docs", "text_bytes")
         },
         "shards": {s: len(shards) for s, shards in splits.items()},
+        "probe_docs": n_probes,
     }
 
 
