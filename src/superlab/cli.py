@@ -60,7 +60,13 @@ def _load(path: Path, overrides: list[str] | None) -> Recipe:
         raise typer.Exit(2) from None
 
 
-def _run(recipe: Recipe, runs_dir: Path, stages: list[str] | None, quiet: bool) -> None:
+def _run(
+    recipe: Recipe,
+    runs_dir: Path,
+    stages: list[str] | None,
+    quiet: bool,
+    again: str = "run the same command again to resume",
+) -> None:
     from superlab.run import RunError, run_recipe
     from superlab.run.display import Display
     from superlab.run.runner import StageFailed
@@ -76,7 +82,7 @@ def _run(recipe: Recipe, runs_dir: Path, stages: list[str] | None, quiet: bool) 
         err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: run the same command again to resume.")
+        err.print(f"[yellow]interrupted[/]: {again}.")
         raise typer.Exit(130) from None
     out.print(summary_table(result))
     if result.nothing_to_do:
@@ -118,8 +124,172 @@ def _single_stage(name: str, about: str) -> None:
 
 
 _single_stage("data", "clean, dedup, tokenizer, shards")
-_single_stage("train", "resumes from the newest checkpoint")
-_single_stage("eval", "on the newest checkpoint")
+
+
+@app.command()
+def train(
+    recipe: RecipeArg,
+    runs_dir: RunsDirOpt = Path("runs"),
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue from the newest complete checkpoint (ckpt/step-N/ with its "
+            "state.json; half-written ones are ignored). Without it a run that already "
+            "has checkpoints is refused, not overwritten.",
+        ),
+    ] = False,
+) -> None:
+    """Run only the train stage (as run --stages train, plus --resume). Under torchrun
+    (torchrun --nproc-per-node N -m superlab train RECIPE) every rank trains with
+    train.distributed (ddp or fsdp) and rank 0 writes."""
+    from superlab.common import RunDir
+    from superlab.train.launch import ResumeRefused, check_resume, rank, train_worker
+
+    r = _load(recipe, set_)
+    run_dir = RunDir(runs_dir / r.name)
+    try:
+        check_resume(run_dir, resume)
+        if rank() != 0:
+            train_worker(r, run_dir)
+            return
+    except ResumeRefused as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    _run(r, runs_dir, ["train"], quiet, "run the same command with --resume to continue")
+
+
+@app.command("eval")
+def eval_(
+    recipe: RecipeArg,
+    runs_dir: RunsDirOpt = Path("runs"),
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Evaluate a trained run's newest checkpoint as the recipe's eval section says (held-out
+    perplexity, long-context probes, HLE file, contamination audit); writes <run>/eval.json.
+    The eval section may differ from the one the run was trained with."""
+    from superlab.common import StageError
+    from superlab.eval.stage import eval_context
+    from superlab.eval.stage import run as run_eval
+    from superlab.run.display import Display
+
+    display = Display(console=err, quiet=quiet)
+    try:
+        ctx = eval_context(_load(recipe, set_), runs_dir)
+        with display.logging_to_console(ctx.log), display.stage("eval", ctx):
+            summary = run_eval(ctx)
+    except (StageError, OSError, ValueError) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    table = Table("figure", "value")
+    for key, value in summary.items():
+        table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
+    out.print(table)
+    out.print(f"Results: {ctx.run.eval}")
+
+
+@app.command()
+def compare(
+    results: Annotated[
+        list[Path], typer.Argument(help="Two or more eval.json files or run directories.")
+    ],
+) -> None:
+    """Compare eval results side by side; refuse (exit 2, saying what differs) when their
+    settings differ: eval data, prompt format, decoding, seeds."""
+    from superlab.eval.compare import IncomparableError, load_result
+    from superlab.eval.compare import compare as compare_results
+
+    names = [p.name if p.is_dir() else p.parent.name or str(p) for p in results]
+    try:
+        table = compare_results([load_result(p) for p in results], names)
+    except (IncomparableError, OSError, ValueError) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    shown = Table("figure", *names)
+    for label, values in table.rows:
+        shown.add_row(label, *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values))
+    out.print(shown)
+    for section, absent in table.missing.items():
+        out.print(f"{section}: not in {', '.join(absent)}, left out")
+
+
+@app.command()
+def serve(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Run directory, ckpt/ or step-N directory, or a Hugging Face dir."),
+    ],
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option(help="API keys, one per line: KEY [rpm=N] [tokens=N] (or SUPERLAB_API_KEYS)."),
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Safety policy YAML (default: the built-in policy).")
+    ] = None,
+) -> None:
+    """Serve a model over an OpenAI-compatible HTTP API (see docs/serve.md)."""
+    from superlab.serve.load import serve as serve_model
+
+    try:
+        serve_model(path, host, port, api_keys_file, str(policy) if policy else None)
+    except (FileNotFoundError, ValueError) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def ablate(
+    grid: Annotated[
+        Path, typer.Argument(help="Ablation grid YAML, e.g. recipes/ablate-llama4.yaml.")
+    ],
+    runs_dir: RunsDirOpt = Path("runs"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the runs the grid expands to; run nothing.")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run an ablation grid (base recipe x axes x seeds, plus a dense baseline) one run after
+    another, resumably, then write <runs-dir>/<grid>/ablation.json and report.html."""
+    from superlab.ablate.grid import GridError, expand
+    from superlab.ablate.run import ablate as run_grid
+    from superlab.run import RunError
+    from superlab.run.display import Display
+    from superlab.run.runner import StageFailed
+
+    try:
+        config, runs = expand(grid)
+        if dry_run:
+            for spec in runs:
+                out.print(f"{spec.name}  ({spec.config}, seed {spec.seed})")
+            return
+        display = Display(console=err, quiet=quiet)
+        result = run_grid(
+            grid,
+            runs_dir,
+            display,
+            lambda k, n, spec: err.print(f"[bold]run {k + 1}/{n}[/]: {spec.name}"),
+        )
+    except (GridError, RunError, StageFailed) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2 if isinstance(e, GridError | RunError) else 1) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: run the same command again to resume.")
+        raise typer.Exit(130) from None
+    shown = Table("configuration", "seeds", "held-out loss", "recall same", "recall cross")
+    for c in result["configs"]:
+        cells = [c[f]["mean"] for f in ("heldout_loss", "recall_same", "recall_cross")]
+        shown.add_row(
+            c["config"], str(c["seeds"]), *("-" if v is None else f"{v:.4g}" for v in cells)
+        )
+    out.print(shown)
+    out.print(f"Report: {runs_dir / config.name / 'report.html'}")
 
 
 @app.command()

@@ -123,6 +123,49 @@ class DedupConfig(Section):
     minhash: MinHashConfig = Field(default_factory=MinHashConfig)
 
 
+class ProbeSpec(Section):
+    """The shape of long-context probe texts (``superlab.eval.probes``)."""
+
+    kinds: list[Literal["recall", "multihop", "passkey"]] = Field(
+        default_factory=lambda: ["recall", "multihop"], min_length=1
+    )
+    pairs: int = Field(default=24, ge=2, description="key-value facts per recall/multihop context")
+    # Each context draws its number of facts uniformly from [min_pairs, pairs], so query
+    # positions, and with them the chunk relations, spread out; None = always pairs.
+    min_pairs: int | None = Field(default=None, ge=2)
+    # words: keys drawn from 256 common English nouns (mostly one token each, so a small
+    # model can learn recall); letters: random lowercase strings of key_letters letters.
+    keys: Literal["words", "letters"] = "words"
+    key_letters: int = Field(default=3, ge=2, le=8)
+    value_digits: int = Field(default=2, ge=1, le=6)
+    passkey_filler: int = Field(default=8, ge=1, description="filler paragraphs per passkey text")
+    passkey_depths: list[float] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0], min_length=1
+    )
+    passkey_digits: int = Field(default=5, ge=1, le=9)
+
+    @model_validator(mode="after")
+    def _depths_in_range(self) -> ProbeSpec:
+        if self.keys == "words" and self.pairs + 4 > 256:
+            raise FieldError("pairs", f"pairs ({self.pairs}) must be at most 252 with keys 'words'")
+        if self.min_pairs is not None and self.min_pairs > self.pairs:
+            raise FieldError(
+                "min_pairs", f"min_pairs ({self.min_pairs}) exceeds pairs ({self.pairs})"
+            )
+        for j, d in enumerate(self.passkey_depths):
+            if not 0.0 <= d <= 1.0:
+                raise FieldError(f"passkey_depths.{j}", f"depth {d} is outside [0, 1]")
+        return self
+
+
+class ProbeMixConfig(ProbeSpec):
+    """Probe documents added to the train split by the data stage (never to held-out)."""
+
+    docs: int = Field(default=0, ge=0, description="probe documents per kind")
+    queries: int = Field(default=4, ge=1, description="answered queries per document")
+    seed: int = Field(default=1, description="must differ from eval.probes.seed")
+
+
 class DataConfig(Section):
     """Documents in, clean deduplicated text out, then tokenized shards."""
 
@@ -135,6 +178,8 @@ class DataConfig(Section):
     shard_tokens: int = Field(default=1_000_000, ge=1024)
     executor: Literal["local", "ray"] = "local"
     workers: int = Field(default=0, ge=0, description="0 = all cores")
+    # Long-context probe documents mixed into the train split (superlab.eval.probes).
+    probes: ProbeMixConfig | None = None
 
 
 # ---------------------------------------------------------------------- tokenizer
@@ -182,7 +227,8 @@ class RopeScalingConfig(Section):
     # llama3: Llama 3.1's piecewise rule on wavelengths (transformers' rope_type "llama3").
     type: Literal["linear", "ntk", "llama3"]
     factor: float = Field(gt=0)
-    # llama3 only; Llama 3.1 uses original_max_seq_len 8192, low 1, high 4 (factor 8).
+    # llama3 only; Llama 3.1 uses original_max_seq_len 8192, low 1, high 4 (factor 8);
+    # Llama 4 Scout 8192, low 1, high 1 (factor 16).
     original_max_seq_len: int | None = Field(default=None, ge=1)
     low_freq_factor: float = Field(default=1.0, gt=0)
     high_freq_factor: float = Field(default=4.0, gt=0)
@@ -191,8 +237,12 @@ class RopeScalingConfig(Section):
     def _llama3_needs(self) -> RopeScalingConfig:
         if self.type == "llama3" and self.original_max_seq_len is None:
             raise FieldError("original_max_seq_len", "type 'llama3' needs 'original_max_seq_len'")
-        if self.type == "llama3" and self.high_freq_factor <= self.low_freq_factor:
-            raise FieldError("high_freq_factor", "high_freq_factor must exceed low_freq_factor")
+        # Equal factors leave no band to interpolate: longer wavelengths than
+        # original_max / low are stretched, the rest kept (Llama 4 Scout ships 1 and 1).
+        if self.type == "llama3" and self.high_freq_factor < self.low_freq_factor:
+            raise FieldError(
+                "high_freq_factor", "high_freq_factor must not be below low_freq_factor"
+            )
         return self
 
 
@@ -233,6 +283,17 @@ class MoEConfig(Section):
     # expert_choice: each expert picks its top-C tokens (Zhou et al. 2022).
     router: Literal["token_choice", "aux_free", "expert_choice"] = "token_choice"
     score_func: Literal["softmax", "sigmoid"] = "softmax"
+    # token_choice, aux_free: renormalise the K chosen weights to sum to 1 (Mixtral,
+    # DeepSeek-V3; Qwen3-MoE's norm_topk_prob) or gate with the raw scores (Qwen3-MoE's
+    # default; Llama 4's sigmoid). expert_choice always gates with the raw score.
+    norm_topk: bool = True
+    # Where the gating weight w multiplies: the expert's output, w * expert(x) (Switch,
+    # Mixtral, DeepSeek), or its input, expert(w * x) (Llama 4's Llama4TextMoe).
+    gate_on: Literal["output", "input"] = "output"
+    # expert_choice: causal picks by per-expert thresholds from past batches (trains and
+    # decodes without reading the future); batch is Zhou et al.'s top-C over the batch,
+    # which leaks the future in causal training (docs/moe.md).
+    expert_choice_mode: Literal["causal", "batch"] = "causal"
     # Expert capacity = capacity_factor * tokens * top_k / num_experts; None = no limit
     # (token_choice, aux_free: overflow tokens are dropped); expert_choice always uses it.
     capacity_factor: float | None = Field(default=None, gt=0)
@@ -250,6 +311,11 @@ class MoEConfig(Section):
                 "top_k",
                 f"top_k ({self.top_k}) must not exceed num_experts ({self.num_experts})",
             )
+        if self.expert_choice_mode != "causal" and self.router != "expert_choice":
+            raise FieldError(
+                "expert_choice_mode",
+                f"expert_choice_mode applies to router 'expert_choice', not '{self.router}'",
+            )
         return self
 
 
@@ -260,6 +326,9 @@ class ModelConfig(Section):
     n_layers: int = Field(default=4, ge=1)
     n_heads: int = Field(default=4, ge=1)
     n_kv_heads: int | None = Field(default=None, ge=1, description="None = n_heads (no GQA)")
+    # Per-head width of q, k and v (projections are n_heads * d_head wide); set it when it
+    # differs from d_model / n_heads (Qwen3-30B-A3B: 2048 / 32 heads, but 128 per head).
+    d_head: int | None = Field(default=None, ge=2, description="None = d_model / n_heads")
     ffn_hidden: int | None = Field(
         default=None, ge=1, description="None = 8/3 d_model, rounded up to 32"
     )
@@ -283,11 +352,14 @@ class ModelConfig(Section):
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelConfig:
-        if self.d_model % self.n_heads:
+        if self.d_head is not None:
+            if self.d_head % 2:
+                raise FieldError("d_head", f"d_head ({self.d_head}) must be even for RoPE")
+        elif self.d_model % self.n_heads:
             raise FieldError(
                 "n_heads", f"n_heads ({self.n_heads}) must divide d_model ({self.d_model})"
             )
-        if (self.d_model // self.n_heads) % 2:
+        elif (self.d_model // self.n_heads) % 2:
             raise FieldError(
                 "n_heads",
                 f"head dim d_model/n_heads ({self.d_model // self.n_heads}) must be even for RoPE",
@@ -339,7 +411,8 @@ class ModelConfig(Section):
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+        """The effective per-head width: ``d_head``, or ``d_model / n_heads`` when unset."""
+        return self.d_head if self.d_head is not None else self.d_model // self.n_heads
 
     @property
     def kv_heads(self) -> int:
@@ -374,19 +447,47 @@ class ModelConfig(Section):
 
 
 class TrainConfig(Section):
-    """The training loop: AdamW with warmup + cosine decay, checkpoints, held-out loss."""
+    """The training loop: AdamW, warmup + cosine or WSD, precision, parallelism, checkpoints."""
 
     steps: int = Field(default=200, ge=1)
+    # The global batch of one micro-step; under torchrun each rank takes its own
+    # batch_size / world_size rows of it, so the run is the same at any world size.
     batch_size: int = Field(default=16, ge=1)
     seq_len: int = Field(default=256, ge=8)
     grad_accum: int = Field(default=1, ge=1)
     lr: float = Field(default=3e-3, gt=0)
     min_lr_ratio: float = Field(default=0.1, ge=0, le=1)
     warmup_steps: int = Field(default=20, ge=0)
+    # cosine: warmup, then cosine decay to min_lr_ratio * lr over the remaining steps.
+    # wsd (warmup-stable-decay): warmup, constant lr, then a 1-sqrt decay to
+    # min_lr_ratio * lr over the last decay_fraction of the steps (Hägele et al. 2024).
+    schedule: Literal["cosine", "wsd"] = "cosine"
+    decay_fraction: float = Field(
+        default=0.2, gt=0, le=1, description="wsd: share of the steps spent decaying"
+    )
     weight_decay: float = Field(default=0.1, ge=0)
     beta1: float = Field(default=0.9, ge=0, lt=1)
     beta2: float = Field(default=0.95, ge=0, lt=1)
     grad_clip: float = Field(default=1.0, ge=0, description="0 = off")
+    # auto: bf16 autocast on a CUDA device that supports it, fp32 elsewhere; bf16 also
+    # runs on CPU (slower than fp32 without AMX). Weights and AdamW state stay fp32.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    compile: bool = Field(default=False, description="torch.compile each block")
+    document_mask: bool = Field(
+        default=False, description="no attention across document boundaries in a window"
+    )
+    max_bad_steps: int = Field(
+        default=5, ge=1, description="non-finite steps in a row that stop the run"
+    )
+    # Under torchrun (WORLD_SIZE > 1): ddp replicates the model on every rank, fsdp
+    # shards parameters, gradients and optimizer state (FSDP2 fully_shard per block).
+    distributed: Literal["ddp", "fsdp"] = "ddp"
+    peak_tflops: float | None = Field(
+        default=None,
+        gt=0,
+        description="one device's dense peak for MFU; None = the plan catalog's (CUDA only)",
+    )
+    tensorboard: bool = Field(default=True, description="also write tb/ when installed")
     log_every: int = Field(default=10, ge=1)
     eval_every: int = Field(default=50, ge=1)
     eval_batches: int = Field(default=4, ge=1)
@@ -400,11 +501,61 @@ class TrainConfig(Section):
 # --------------------------------------------------------------------------- eval
 
 
+class ProbeEvalConfig(ProbeSpec):
+    """Long-context probes scored on the newest checkpoint (``superlab.eval.probes``)."""
+
+    items: int = Field(default=100, ge=1, description="items per kind")
+    seed: int = Field(default=0, description="must differ from data.probes.seed")
+    # Chunk sizes to classify items by (same / adjacent / far chunk, straddling an edge),
+    # besides the model's own chunk sizes.
+    chunk_sizes: list[int] = Field(default_factory=list)
+    batch_size: int = Field(default=16, ge=1)
+
+    @model_validator(mode="after")
+    def _positive_chunks(self) -> ProbeEvalConfig:
+        for j, c in enumerate(self.chunk_sizes):
+            if c < 1:
+                raise FieldError(f"chunk_sizes.{j}", f"chunk size {c} must be at least 1")
+        return self
+
+
+class ContaminationConfig(Section):
+    """N-gram overlap between the train shards and each eval set, and Min-K% probability."""
+
+    # 13-grams as in GPT-3's contamination study (Brown et al. 2020, appendix C).
+    ngram: int = Field(default=13, ge=1)
+    # An item is contaminated when at least this fraction of its n-grams occur in the
+    # train split (PaLM, Chowdhery et al. 2022, sec. 8, used 70% of 8-grams).
+    min_overlap: float = Field(default=0.7, gt=0, le=1)
+    # Min-K% probability (Shi et al. 2023): mean log-probability of the k% least likely tokens.
+    min_k_percent: float = Field(default=20.0, gt=0, le=100)
+
+
+class HLEConfig(Section):
+    """A Humanity's Last Exam-format file (question, answer, answer_type, category)."""
+
+    path: str = Field(description="local .json, .jsonl or .parquet file")
+    prompt: str = "Question: {question}\nAnswer:"
+    max_new_tokens: int = Field(default=32, ge=1)
+    limit: int | None = Field(default=None, ge=1, description="first N items only")
+    # Target items per calibration bin (HLE's beta = 100).
+    calibration_bin: int = Field(default=100, ge=1)
+
+    @model_validator(mode="after")
+    def _prompt_has_question(self) -> HLEConfig:
+        if "{question}" not in self.prompt:
+            raise FieldError("prompt", "prompt must contain '{question}'")
+        return self
+
+
 class EvalConfig(Section):
     """Evaluation of the newest checkpoint."""
 
     perplexity: bool = True
     batches: int = Field(default=8, ge=1)
+    probes: ProbeEvalConfig | None = None
+    contamination: ContaminationConfig | None = None
+    hle: HLEConfig | None = None
 
 
 # -------------------------------------------------------------------------- serve
@@ -421,6 +572,15 @@ class ServeConfig(Section):
     seed: int = 0
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
+    # The HTTP server (`superlab serve`): batching, limits and the safety policy.
+    max_batch: int = Field(default=32, ge=1, description="sequences decoded together")
+    queue_size: int = Field(default=64, ge=1, description="waiting requests before 429")
+    max_body_bytes: int = Field(default=1_000_000, ge=1024, description="larger bodies get 413")
+    max_tokens_limit: int = Field(default=1024, ge=1, description="largest max_tokens allowed")
+    default_max_tokens: int = Field(default=16, ge=1, description="OpenAI's completions default")
+    request_timeout_s: float = Field(default=300.0, gt=0, description="per request, then 408")
+    policy: str | None = Field(default=None, description="safety policy YAML; None = built-in")
+    log_user_text: bool = Field(default=False, description="refusal logs carry the user's text")
 
 
 # --------------------------------------------------------------------------- plan
@@ -458,6 +618,16 @@ class Recipe(Section):
 
     @model_validator(mode="after")
     def _cross_section(self) -> Recipe:
+        if (
+            self.data.probes is not None
+            and self.eval.probes is not None
+            and self.data.probes.seed == self.eval.probes.seed
+        ):
+            raise FieldError(
+                "eval.probes.seed",
+                f"eval.probes.seed ({self.eval.probes.seed}) equals data.probes.seed: the eval "
+                "items would be the training documents",
+            )
         if self.train.seq_len > self.model.max_seq_len:
             raise FieldError(
                 "train.seq_len",
