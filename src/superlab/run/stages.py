@@ -30,7 +30,12 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("data", (), "superlab.data.stage", "clean, dedup, train tokenizer, pack shards"),
     Stage("train", ("data",), "superlab.train.stage", "train the model, checkpoint, resume"),
-    Stage("eval", ("train",), "superlab.eval.stage", "held-out loss, perplexity, bits per byte"),
+    Stage(
+        "eval",
+        ("train",),
+        "superlab.eval.stage",
+        "held-out perplexity and bits per byte; probes, HLE file, contamination if configured",
+    ),
     Stage("serve", ("train",), "superlab.serve.stage", "answer the recipe's sample prompts"),
     Stage("plan", (), "superlab.plan.stage", "GPUs, time, power and cost at scale"),
     Stage("report", (), "superlab.report.stage", "write report.html", refresh=True),
