@@ -253,10 +253,23 @@ def ablate(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List the runs the grid expands to; run nothing.")
     ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=1,
+            help="Runs at once, each in its own process (default: the grid's `jobs`, else 1).",
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option("--seeds", help="Only these of the grid's seeds, comma-separated (e.g. 0)."),
+    ] = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run an ablation grid (base recipe x axes x seeds, plus a dense baseline) one run after
-    another, resumably, then write <runs-dir>/<grid>/ablation.json and report.html."""
+    """Run an ablation grid (base recipe x axes x seeds, plus a dense baseline), resumably,
+    then write <runs-dir>/<grid>/ablation.json and report.html."""
     from superlab.ablate.grid import GridError, expand
     from superlab.ablate.run import ablate as run_grid
     from superlab.run import RunError
@@ -265,16 +278,29 @@ def ablate(
 
     try:
         config, runs = expand(grid)
+        chosen = None
+        if seeds is not None:
+            try:
+                chosen = [int(x) for x in seeds.split(",") if x.strip()]
+            except ValueError:
+                raise GridError(f"--seeds {seeds!r}: give integers separated by commas") from None
+            runs = [r for r in runs if r.seed in chosen]
         if dry_run:
             for spec in runs:
                 out.print(f"{spec.name}  ({spec.config}, seed {spec.seed})")
             return
         display = Display(console=err, quiet=quiet)
+        jobs = jobs or config.jobs
+        if jobs > 1:
+            err.print(f"{len(runs)} runs, {jobs} at a time; each run logs to its run.log")
         result = run_grid(
             grid,
             runs_dir,
             display,
             lambda k, n, spec: err.print(f"[bold]run {k + 1}/{n}[/]: {spec.name}"),
+            jobs=jobs,
+            on_done=lambda k, n, name: err.print(f"[bold]done {k}/{n}[/]: {name}"),
+            seeds=chosen,
         )
     except (GridError, RunError, StageFailed) as e:
         err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)

@@ -91,10 +91,17 @@ def test_budget_and_shared_data_are_enforced(tmp_path):
         expand(grid(tmp_path, axes=bad, dense_baseline=None))
 
 
-def test_a_tiny_grid_runs_resumes_and_compares(tmp_path):
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path, dict]:
+    """A tiny grid run once for the module: (grid file, runs dir, result)."""
+    tmp_path = tmp_path_factory.mktemp("tiny")
     path = grid(tmp_path)
     runs_dir = tmp_path / "runs"
-    result = ablate(path, runs_dir)
+    return path, runs_dir, ablate(path, runs_dir)
+
+
+def test_a_tiny_grid_runs_resumes_and_compares(tiny):
+    path, runs_dir, result = tiny
     first = runs_dir / "g-full-token_choice-s0"
     later = runs_dir / "g-chunked-dense-s1"
     shard = next((first / "data" / "shards").glob("train-*.bin"))
@@ -124,6 +131,39 @@ def test_a_tiny_grid_runs_resumes_and_compares(tmp_path):
     again = ablate(path, runs_dir)  # everything done: nothing retrained
     assert (first / "metrics.jsonl").stat().st_mtime_ns == stamp
     assert again["configs"] == result["configs"]
+
+
+def test_parallel_jobs_give_the_same_numbers(tiny, tmp_path):
+    path, _, serial = tiny
+    result = ablate(path, tmp_path / "runs", jobs=2)
+    assert result["configs"] == serial["configs"]
+    for a, b in zip(result["runs"], serial["runs"], strict=True):
+        assert a["name"] == b["name"] and a["final_loss"] == b["final_loss"]
+    with pytest.raises(ValueError, match="jobs must be at least 1"):
+        ablate(path, tmp_path / "runs", jobs=0)
+
+
+def test_a_subset_of_seeds_runs_those_runs_only(tiny, tmp_path):
+    path, _, serial = tiny
+    result = ablate(path, tmp_path / "runs", seeds=[1])
+    assert {r["name"][-2:] for r in result["runs"]} == {"s1"}
+    want = {r["name"]: r["final_loss"] for r in serial["runs"] if r["name"].endswith("s1")}
+    assert {r["name"]: r["final_loss"] for r in result["runs"]} == want
+    assert not (tmp_path / "runs" / "g-full-token_choice-s0").exists()
+    with pytest.raises(GridError, match=r"seeds \[5\] are not among the grid's seeds \[0, 1\]"):
+        ablate(path, tmp_path / "runs", seeds=[5])
+
+
+def test_the_ablation_report_renders_in_chromium(tiny, open_in_browser):
+    _, runs_dir, result = tiny
+    seen = open_in_browser(runs_dir / "g" / "report.html")
+    assert seen["errors"] == [] and seen["requests"] == []
+    assert len(seen["charts"]) == 3  # loss curves, load balance, recall by distance
+    for chart in seen["charts"]:
+        _, _, width, height = chart["box"]
+        assert width >= 400 and height >= 150 and chart["painted"] > 0.01, chart
+    for config in result["configs"]:
+        assert config["config"] in seen["text"]  # every configuration in the table
 
 
 def test_t_interval():

@@ -12,6 +12,7 @@ A grid file (YAML)::
       router:
         token_choice: {model.moe.router: token_choice}
     dense_baseline: router # the axis the dense baseline stands in for
+    jobs: 2                # runs at once, one process each (optional; default 1)
 
 Every combination of axis values is one configuration. The dense baseline replaces the
 ``dense_baseline`` axis: for each combination of the other axes one more configuration
@@ -57,6 +58,7 @@ class GridConfig(BaseModel):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     axes: dict[str, dict[str, dict[str, Any]]] = Field(min_length=1)
     dense_baseline: str | None = None
+    jobs: int = Field(default=1, ge=1)  # runs at once (``superlab ablate --jobs`` overrides)
 
 
 @dataclass(frozen=True)

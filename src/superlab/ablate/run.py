@@ -8,6 +8,12 @@ the first run's data stage is done once and its outputs (``data/shards``,
 ``data/stats.json``, ``tokenizer/``) are hard-linked into every later run, with a
 data completion marker that names the run it came from.
 
+``jobs`` runs that many at once, each in its own process (after the shared data stage):
+on a machine with ``jobs`` cores and ``train.threads: 1`` that is ``jobs`` times the
+throughput of one after another, and every run's numbers are the same either way (each
+run is seeded and single-process). A failed run stops the ablation once the runs under
+way have finished; their progress lives in each run's ``run.log``.
+
 The comparison (``<runs-dir>/<grid name>/ablation.json`` and ``report.html``) is
 rebuilt from whatever runs are complete; see ``superlab.ablate.table``.
 """
@@ -15,13 +21,15 @@ rebuilt from whatever runs are complete; see ``superlab.ablate.table``.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
-from superlab.ablate.grid import RunSpec, expand
+from superlab.ablate.grid import GridError, RunSpec, expand
 from superlab.ablate.report import write_report
 from superlab.ablate.table import collect, summarize
 from superlab.common import RunDir, atomic_write_json
@@ -55,24 +63,70 @@ def share_data(source: RunDir, target: RunDir) -> None:
     )
 
 
+def _train_and_eval(spec: RunSpec, runs_dir: Path) -> str:
+    """One run's train and eval stages, quietly (a worker process of ``ablate``)."""
+    run_recipe(spec.recipe, runs_dir, ["data", "train", "eval"], Display(quiet=True))
+    return spec.name
+
+
 def ablate(
     grid_path: str | Path,
     runs_dir: str | Path = "runs",
     display: Display | None = None,
     on_run: Callable[[int, int, RunSpec], None] | None = None,
+    jobs: int = 1,
+    on_done: Callable[[int, int, str], None] | None = None,
+    seeds: list[int] | None = None,
 ) -> dict[str, Any]:
-    """Run every run of the grid not complete yet, then write the comparison; return it."""
+    """Run every run of the grid not complete yet, then write the comparison; return it.
+
+    One after another (``jobs == 1``), ``on_run(k, n, spec)`` is called as run ``k`` of
+    ``n`` starts; in parallel, ``on_done(k, n, name)`` as the ``k``-th run finishes.
+    ``seeds`` keeps only the runs of those of the grid's seeds (a first look before the
+    rest; the comparison then covers those runs only).
+    """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, not {jobs}")
     grid, runs = expand(grid_path)
+    if seeds is not None:
+        unknown = sorted(set(seeds) - set(grid.seeds))
+        if unknown:
+            raise GridError(
+                f"{grid_path}: seeds {unknown} are not among the grid's seeds {grid.seeds}"
+            )
+        runs = [r for r in runs if r.seed in seeds]
     runs_dir = Path(runs_dir)
     first = RunDir(runs_dir / runs[0].name)
-    for k, spec in enumerate(runs):
-        if on_run is not None:
-            on_run(k, len(runs), spec)
-        target = RunDir(runs_dir / spec.name)
-        if k > 0:
+    if jobs == 1:
+        for k, spec in enumerate(runs):
+            if on_run is not None:
+                on_run(k, len(runs), spec)
+            target = RunDir(runs_dir / spec.name)
+            if k > 0:
+                target.root.mkdir(parents=True, exist_ok=True)
+                share_data(first, target)
+            run_recipe(spec.recipe, runs_dir, ["data", "train", "eval"], display)
+    else:
+        run_recipe(runs[0].recipe, runs_dir, ["data"], display)  # the shared data stage
+        for spec in runs[1:]:
+            target = RunDir(runs_dir / spec.name)
             target.root.mkdir(parents=True, exist_ok=True)
             share_data(first, target)
-        run_recipe(spec.recipe, runs_dir, ["data", "train", "eval"], display)
+        # forkserver: no inherited threads or torch state; each worker imports afresh.
+        context = multiprocessing.get_context("forkserver")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            pending = {pool.submit(_train_and_eval, spec, runs_dir) for spec in runs}
+            finished = 0
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    if future.exception() is not None:
+                        for other in pending:
+                            other.cancel()
+                        raise future.exception()  # type: ignore[misc]
+                    finished += 1
+                    if on_done is not None:
+                        on_done(finished, len(runs), future.result())
     out = RunDir(runs_dir / grid.name).root
     rows = collect(runs, runs_dir)
     table = summarize(rows)
