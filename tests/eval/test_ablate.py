@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -152,6 +156,34 @@ def test_a_subset_of_seeds_runs_those_runs_only(tiny, tmp_path):
     assert not (tmp_path / "runs" / "g-full-token_choice-s0").exists()
     with pytest.raises(GridError, match=r"seeds \[5\] are not among the grid's seeds \[0, 1\]"):
         ablate(path, tmp_path / "runs", seeds=[5])
+
+
+def test_an_interrupted_parallel_ablation_stops_its_runs_and_starts_no_other(tmp_path):
+    g = yaml.safe_load(grid(tmp_path).read_text())
+    g["base"]["train"].update({"steps": 3000, "log_every": 10, "ckpt_every": 5000})
+    g["jobs"] = 2
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(g, sort_keys=False))
+    runs_dir = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "superlab", "ablate", str(path), "--runs-dir", str(runs_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = runs_dir / "g-full-token_choice-s0" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (first.exists() and first.read_text().count("\n") >= 3):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)  # the parent only: it must stop its workers
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err
+    started = [d.name for d in runs_dir.iterdir() if (d / "metrics.jsonl").exists()]
+    assert len(started) <= 2  # the two under way; none started after the signal
+    for name in started:  # each saved a checkpoint before its 3000 steps were done
+        steps = [int(c.name.split("-")[1]) for c in (runs_dir / name / "ckpt").glob("step-*")]
+        assert steps and max(steps) < 3000
+    time.sleep(1)
+    assert all(
+        not (d / "metrics.jsonl").exists() for d in runs_dir.iterdir() if d.name not in started
+    )  # no orphan worker went on to start another run
 
 
 def test_the_ablation_report_renders_in_chromium(tiny, open_in_browser):

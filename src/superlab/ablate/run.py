@@ -12,7 +12,9 @@ data completion marker that names the run it came from.
 on a machine with ``jobs`` cores and ``train.threads: 1`` that is ``jobs`` times the
 throughput of one after another, and every run's numbers are the same either way (each
 run is seeded and single-process). A failed run stops the ablation once the runs under
-way have finished; their progress lives in each run's ``run.log``.
+way have finished; their progress lives in each run's ``run.log``. Ctrl-C or SIGTERM stops
+the runs under way (each saves a checkpoint) and starts no other; the same command
+resumes them.
 
 The comparison (``<runs-dir>/<grid name>/ablation.json`` and ``report.html``) is
 rebuilt from whatever runs are complete; see ``superlab.ablate.table``.
@@ -24,8 +26,11 @@ import json
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,9 +69,66 @@ def share_data(source: RunDir, target: RunDir) -> None:
 
 
 def _train_and_eval(spec: RunSpec, runs_dir: Path) -> str:
-    """One run's train and eval stages, quietly (a worker process of ``ablate``)."""
-    run_recipe(spec.recipe, runs_dir, ["data", "train", "eval"], Display(quiet=True))
+    """One run's train and eval stages, quietly (a worker process of ``ablate``).
+
+    Interrupted (Ctrl-C, or SIGTERM from the parent), the run saves its checkpoint and
+    the worker process exits, so that the pool starts no further run.
+    """
+    try:
+        run_recipe(spec.recipe, runs_dir, ["data", "train", "eval"], Display(quiet=True))
+    except KeyboardInterrupt:
+        os._exit(130)
     return spec.name
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM to the parent unwinds it like Ctrl-C (it then stops its workers)."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_parallel(
+    runs: list[RunSpec],
+    runs_dir: Path,
+    jobs: int,
+    on_done: Callable[[int, int, str], None] | None,
+) -> None:
+    # spawn: workers are this process's children (so an interrupt can reach them) and
+    # start without inherited threads or torch state.
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        with _sigterm_as_interrupt():
+            pending = {pool.submit(_train_and_eval, spec, runs_dir) for spec in runs}
+            finished = 0
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    error = future.exception()
+                    if isinstance(error, BrokenProcessPool):  # a worker was interrupted
+                        raise KeyboardInterrupt from error
+                    if error is not None:
+                        raise error
+                    finished += 1
+                    if on_done is not None:
+                        on_done(finished, len(runs), future.result())
+    except BaseException:
+        # Stop the runs under way (each saves a checkpoint first) and start no other.
+        pool.shutdown(wait=False, cancel_futures=True)
+        workers = multiprocessing.active_children()
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            proc.join(timeout=120)
+        raise
+    pool.shutdown(wait=True)
 
 
 def ablate(
@@ -112,21 +174,7 @@ def ablate(
             target = RunDir(runs_dir / spec.name)
             target.root.mkdir(parents=True, exist_ok=True)
             share_data(first, target)
-        # forkserver: no inherited threads or torch state; each worker imports afresh.
-        context = multiprocessing.get_context("forkserver")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            pending = {pool.submit(_train_and_eval, spec, runs_dir) for spec in runs}
-            finished = 0
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
-                for future in done:
-                    if future.exception() is not None:
-                        for other in pending:
-                            other.cancel()
-                        raise future.exception()  # type: ignore[misc]
-                    finished += 1
-                    if on_done is not None:
-                        on_done(finished, len(runs), future.result())
+        _run_parallel(runs, runs_dir, jobs, on_done)
     out = RunDir(runs_dir / grid.name).root
     rows = collect(runs, runs_dir)
     table = summarize(rows)
