@@ -26,11 +26,9 @@ import json
 import multiprocessing
 import os
 import shutil
-import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +38,7 @@ from superlab.ablate.table import collect, summarize
 from superlab.common import RunDir, atomic_write_json
 from superlab.run import run_recipe
 from superlab.run.display import Display
+from superlab.run.runner import sigterm_as_interrupt
 
 
 def _link_tree(src: Path, dst: Path) -> None:
@@ -81,20 +80,6 @@ def _train_and_eval(spec: RunSpec, runs_dir: Path) -> str:
     return spec.name
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM to the parent unwinds it like Ctrl-C (it then stops its workers)."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _run_parallel(
     runs: list[RunSpec],
     runs_dir: Path,
@@ -105,7 +90,7 @@ def _run_parallel(
     # start without inherited threads or torch state.
     pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():  # SIGTERM unwinds this process like Ctrl-C
             pending = {pool.submit(_train_and_eval, spec, runs_dir) for spec in runs}
             finished = 0
             while pending:

@@ -74,7 +74,7 @@ def run_recipe(
     display = display or Display(quiet=True)
     _check_recipe(run, recipe)
     _check_needs(run, selected)
-    with _lock(run), _logging(run) as log, display.logging_to_console(log), _sigterm_as_interrupt():
+    with _lock(run), _logging(run) as log, display.logging_to_console(log), sigterm_as_interrupt():
         if not run.recipe.exists():
             atomic_write_text(run.recipe, yaml.safe_dump(recipe.resolved(), sort_keys=False))
         outcomes = []
@@ -220,7 +220,7 @@ def _logging(run: RunDir) -> Iterator[logging.Logger]:
 
 
 @contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """Treat SIGTERM like Ctrl-C so stages save what they can and unwind."""
 
     def handler(signum: int, frame: Any) -> None:
