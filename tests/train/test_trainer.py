@@ -119,6 +119,27 @@ def test_sigterm_saves_a_checkpoint_then_raises(run_dir):
     assert Trainer(tiny_recipe(), run_dir).step == 3
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_repeated_sigterm_still_saves_but_a_second_ctrl_c_stops_at_once(run_dir, sig):
+    trainer = Trainer(tiny_recipe(ckpt_every=100), run_dir)
+    step = trainer._train_step
+
+    def step_then_signal_twice():
+        step()
+        if trainer.step == 3:
+            os.kill(os.getpid(), sig)
+            os.kill(os.getpid(), sig)  # e.g. a process pool terminating its workers again
+
+    trainer._train_step = step_then_signal_twice
+    with pytest.raises(KeyboardInterrupt) as caught:
+        trainer.train()
+    saved = [s for s, _ in list_checkpoints(run_dir.ckpt)]
+    if sig == signal.SIGTERM:
+        assert isinstance(caught.value, TrainingInterrupted) and saved == [3]
+    else:
+        assert not isinstance(caught.value, TrainingInterrupted) and saved == []
+
+
 def test_resume_refuses_a_different_model(run_dir):
     Trainer(tiny_recipe(steps=4), run_dir).train()
     recipe = tiny_recipe()

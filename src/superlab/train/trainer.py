@@ -14,7 +14,9 @@ the data and the schedule move on), counted, and logged with ``"skipped": true``
 ``train.max_bad_steps`` in a row raise ``NonFiniteLossError`` naming the steps. SIGTERM
 or SIGINT (Ctrl-C) stops the loop at the next step boundary (all ranks agree on which),
 saves a checkpoint and raises ``TrainingInterrupted`` (a ``KeyboardInterrupt``); a second
-signal stops at once without saving.
+Ctrl-C stops at once without saving, while a repeated SIGTERM is ignored (a supervisor that
+sends it twice, such as a process pool stopping its workers, must not cost the checkpoint;
+SIGKILL is the way to force).
 
 Legend: B batch (this rank's rows), T sequence.
 """
@@ -420,9 +422,11 @@ class Trainer:
             return
 
         def handler(signum: int, frame: Any) -> None:
-            if self._stop_signal:  # a second signal: stop now, without a checkpoint
+            if not self._stop_signal:
+                self._stop_signal = signum
+            elif signum == signal.SIGINT:  # a second Ctrl-C: stop now, without a checkpoint
                 raise KeyboardInterrupt
-            self._stop_signal = signum
+            # a repeated SIGTERM: the stop is already under way
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
