@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from superlab.config.recipe import AttentionConfig, ModelConfig, MoEConfig
+from superlab.model import attention as attention_module
 from superlab.model.transformer import Transformer
 
 KINDS = {
@@ -116,9 +117,11 @@ def test_chunked_output_has_zero_gradient_from_earlier_chunks(moe):
     assert torch.all(full_T[: t + 1] > 0)
 
 
+@pytest.mark.parametrize("masked_max_t", [0, 256], ids=["block-kernels", "short-masked"])
 @torch.no_grad()
-def test_model_forward_uses_the_efficient_kernels_faithfully():
-    """Training runs sliding/chunked/sparse on block-wise kernels: same logits as the mask."""
+def test_model_forward_uses_the_efficient_kernels_faithfully(monkeypatch, masked_max_t):
+    """Sliding/chunked/sparse on block-wise kernels or, for short T, the mask: same logits."""
+    monkeypatch.setattr(attention_module, "MASKED_MAX_T", masked_max_t)
     idx_BT = torch.randint(0, 50, (2, 20))
     for kind in ("sliding", "chunked"):
         model = _model(KINDS[kind])
@@ -131,3 +134,35 @@ def test_model_forward_uses_the_efficient_kernels_faithfully():
     sparse_BTV = _model(every)(idx_BT).logits_BTV
     full_BTV = _model(KINDS["full"])(idx_BT).logits_BTV
     torch.testing.assert_close(sparse_BTV, full_BTV, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("kind", ["sliding", "sparse"])
+def test_the_short_sequence_mask_path_equals_the_block_kernels_with_gradients(monkeypatch, kind):
+    idx_BT = torch.randint(0, 50, (2, 24))
+    doc_ids_BT = torch.tensor([[0] * 10 + [1] * 14, [0] * 24])
+    model = _model(KINDS[kind])
+    seen = {}
+    for limit in (0, 256):
+        monkeypatch.setattr(attention_module, "MASKED_MAX_T", limit)
+        model.zero_grad()
+        logits_BTV = model(idx_BT, doc_ids_BT=doc_ids_BT).logits_BTV
+        logits_BTV.square().mean().backward()
+        seen[limit] = (logits_BTV.detach(), [p.grad.clone() for p in model.parameters()])
+    torch.testing.assert_close(seen[0][0], seen[256][0], atol=1e-5, rtol=0)
+    for a, b in zip(seen[0][1], seen[256][1], strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_long_sequences_keep_the_block_kernels_and_short_ones_the_mask(monkeypatch):
+    calls = []
+    real = attention_module.sliding_attention
+    monkeypatch.setattr(
+        attention_module, "sliding_attention", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    monkeypatch.setattr(attention_module, "MASKED_MAX_T", 16)
+    model = _model(KINDS["sliding"])
+    with torch.no_grad():
+        model(torch.randint(0, 50, (1, 16)))
+        assert calls == []
+        model(torch.randint(0, 50, (1, 17)))
+    assert calls  # above the limit: the block-wise kernel
