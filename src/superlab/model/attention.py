@@ -19,7 +19,7 @@ attention on SDPA's ``is_causal`` path and the other kinds on block-wise kernels
 tested equal to the reference, forward and backward. Short sequences (T <=
 ``MASKED_MAX_T``) run sliding and sparse attention through the explicit mask and one SDPA
 call instead: the T x T scores are small there, and the block loops' per-block overhead
-dominated (sparse at T = 128 trained 3x slower than full attention, sliding 1.6x).
+would dominate the step.
 
 Per layer (``ModelConfig.attention_for`` / ``rope_for``, from ``model.layer_pattern``) the
 kind may differ and q, k may get RoPE or none (NoPE). Optional QK-norm (``model.qk_norm``):
