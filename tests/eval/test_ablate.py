@@ -127,7 +127,8 @@ def test_a_tiny_grid_runs_resumes_and_compares(tiny):
     assert all(r["chunk_size"] == 8 for r in rows.values())
     report = (runs_dir / "g" / "report.html").read_text()
     assert (
-        report.count("<svg") == 3
+        report.count("<svg") == 6  # 3 plots x one panel per attention kind, same scales
+        and "training loss: attention = chunked" in report
         and "recall cross-chunk" in report
         and "http" not in report.replace('xmlns="http://www.w3.org/2000/svg"', "")
     )
@@ -193,7 +194,8 @@ def test_the_ablation_report_renders_in_chromium(tiny, open_in_browser):
     _, runs_dir, result = tiny
     seen = open_in_browser(runs_dir / "g" / "report.html")
     assert seen["errors"] == [] and seen["requests"] == []
-    assert len(seen["charts"]) == 3  # loss curves, load balance, recall by distance
+    # loss curves, load balance, recall by distance; a panel per attention kind each
+    assert len(seen["charts"]) == 6
     for chart in seen["charts"]:
         _, _, width, height = chart["box"]
         assert width >= 400 and height >= 150 and chart["painted"] > 0.01, chart

@@ -72,3 +72,24 @@ def test_fmt_number() -> None:
     assert fmt_number(0.1 + 0.2) == "0.3"
     assert fmt_number(1e-17) == "0"
     assert fmt_number(12345.0) == "1.234e+04"
+
+
+def test_the_legend_sits_right_of_the_plot_and_21_series_look_different() -> None:
+    series = {f"config {i}": [(0, i), (10, i + 1)] for i in range(21)}
+    root = _parse(line_chart(series, width=400, height=200))
+    frame = next(r for r in root.iter(f"{NS}rect") if r.get("stroke") == "#999")
+    right = float(frame.get("x", 0)) + float(frame.get("width", 0))
+    names = [t for t in root.iter(f"{NS}text") if (t.text or "").startswith("config ")]
+    assert len(names) == 21 and all(float(t.get("x", 0)) > right for t in names)
+    assert float(root.get("height", 0)) >= max(float(t.get("y", 0)) for t in names)
+    looks = {(p.get("stroke"), p.get("stroke-dasharray")) for p in root.iter(f"{NS}polyline")}
+    assert len(looks) == 21
+
+
+def test_fixed_ranges_give_charts_side_by_side_the_same_axes() -> None:
+    def ticks(points):
+        svg = line_chart({"a": points}, x_range=(0, 100), y_range=(0.0, 1.0))
+        return [t.text for t in _parse(svg).iter(f"{NS}text")]
+
+    assert ticks([(0, 0.2), (50, 0.3)]) == ticks([(10, 0.9), (100, 0.95)])
+    assert "100" in ticks([(0, 0.2), (50, 0.3)])  # the x axis reaches the shared end

@@ -2,7 +2,10 @@
 
 Plots (inline SVG, no network): training loss by step (mean over seeds), expert load
 CV by step for the MoE configurations, and recall accuracy by distance between the
-fact and the query. A curve averages the seeds that logged each point.
+fact and the query. A curve averages the seeds that logged each point. With two or more
+axes each plot is drawn once per value of the first axis (e.g. one panel per attention
+kind, a line per router), all panels of a plot on the same scales, so that twenty
+configurations do not crowd one chart.
 """
 
 from __future__ import annotations
@@ -48,6 +51,58 @@ def _mean_curve(rows: list[dict[str, Any]], key: str) -> list[tuple[float, float
     return [(x, sum(ys) / len(ys)) for x, ys in sorted(at.items())]
 
 
+def _panels(by_config: dict[str, list[dict[str, Any]]]) -> dict[str, dict[str, str]]:
+    """Panel title -> {series name -> configuration}: one panel per first-axis value."""
+    panels: dict[str, dict[str, str]] = defaultdict(dict)
+    for config, rs in by_config.items():
+        values = rs[0]["values"]
+        axes = list(values)
+        if len(axes) < 2:
+            panels[""][config] = config
+            continue
+        rest = "/".join(values[a] for a in axes[1:])
+        panels[f"{axes[0]} = {values[axes[0]]}"][rest] = config
+    return panels
+
+
+def _range(curves: list[list[tuple[float, float]]], axis: int) -> tuple[float, float] | None:
+    values = [p[axis] for c in curves for p in c]
+    return (min(values), max(values)) if values else None
+
+
+def _plot(
+    by_config: dict[str, list[dict[str, Any]]],
+    key: str,
+    title: str,
+    x_label: str,
+    y_label: str,
+) -> str:
+    """The curve ``key`` of every configuration: one chart per panel, shared scales."""
+    panels = _panels(by_config)
+    curves = {c: _mean_curve(rs, key) for c, rs in by_config.items()}
+    drawn = [curves[c] for members in panels.values() for c in members.values() if curves[c]]
+    x_range, y_range = _range(drawn, 0), _range(drawn, 1)
+    single = len(panels) == 1
+    charts = []
+    for name, members in panels.items():
+        series = {label: curves[c] for label, c in members.items() if curves[c]}
+        if not series and not single:
+            continue
+        charts.append(
+            line_chart(
+                series,
+                title=title if single else f"{title}: {name}",
+                x_label=x_label,
+                y_label=y_label,
+                width=760 if single else 440,
+                height=300 if single else 240,
+                x_range=x_range,
+                y_range=y_range,
+            )
+        )
+    return '<div style="display:flex;flex-wrap:wrap;gap:12px">' + "".join(charts) + "</div>"
+
+
 def render(grid: str, rows: list[dict[str, Any]], configs: list[dict[str, Any]]) -> str:
     """The report as one HTML string."""
     by_config: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -72,30 +127,14 @@ def render(grid: str, rows: list[dict[str, Any]], configs: list[dict[str, Any]])
             for r in rows
         ],
     )
-    loss = line_chart(
-        {c: _mean_curve(rs, "loss") for c, rs in by_config.items()},
-        title="training loss",
-        x_label="step",
-        y_label="loss",
-        width=760,
-    )
-    load = line_chart(
-        {
-            c: _mean_curve(rs, "load_cv")
-            for c, rs in by_config.items()
-            if any(r["curves"]["load_cv"] for r in rs)
-        },
-        title="expert load CV (std / mean tokens per expert)",
-        x_label="step",
-        y_label="load CV",
-        width=760,
-    )
-    recall = line_chart(
-        {c: _mean_curve(rs, "recall_by_distance") for c, rs in by_config.items()},
-        title="recall accuracy by token distance from fact to query (bin start)",
-        x_label="distance (tokens)",
-        y_label="accuracy",
-        width=760,
+    loss = _plot(by_config, "loss", "training loss", "step", "loss")
+    load = _plot(by_config, "load_cv", "expert load CV", "step", "load CV (std / mean)")
+    recall = _plot(
+        by_config,
+        "recall_by_distance",
+        "recall",
+        "fact-to-query distance, bin start (tokens)",
+        "accuracy",
     )
     sections = [
         Section("table", "Comparison", note + table(head, body)),

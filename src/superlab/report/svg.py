@@ -3,6 +3,10 @@
 No plotting dependency; the output is a standalone ``<svg>`` element that also
 parses as XML. Points whose x or y is missing, NaN or infinite are left out of
 the line (and counted in the chart's caption), so a chart never breaks on them.
+
+The legend sits right of the plot, never over a line; each series has its own colour and
+dash pattern (7 colours x 3 patterns before a pair repeats). ``x_range`` / ``y_range``
+fix the axes so that charts side by side share a scale.
 """
 
 from __future__ import annotations
@@ -17,6 +21,13 @@ Point = tuple[float | None, float | None]
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 64, 16, 30, 46
 MAX_MARKERS = 40  # draw a dot per point only for sparse series (held-out loss, a single point)
+DASHES = ("", "6 3", "2 2")  # solid, dashed, dotted: after the palette's 7 colours
+LEGEND_GAP, CHAR_W = 12, 6.5  # px between plot and legend; ~px per 11px character
+
+
+def style(i: int) -> tuple[str, str]:
+    """Colour and dash pattern of series ``i`` (distinct for 21 series)."""
+    return PALETTE[i % len(PALETTE)], DASHES[(i // len(PALETTE)) % len(DASHES)]
 
 
 def fmt_number(v: float) -> str:
@@ -67,19 +78,28 @@ def line_chart(
     y_label: str = "",
     width: int = 560,
     height: int = 300,
+    x_range: tuple[float, float] | None = None,
+    y_range: tuple[float, float] | None = None,
 ) -> str:
-    """An ``<svg>`` line chart of ``{name: [(x, y), ...]}``; empty data gives a "no data" frame."""
+    """An ``<svg>`` line chart of ``{name: [(x, y), ...]}``; empty data gives a "no data" frame.
+
+    ``width`` is the plot's frame; a legend adds its own width on the right.
+    """
     cleaned = {name: _clean(points) for name, points in series.items()}
     dropped = sum(d for _, d in cleaned.values())
     data = {name: pts for name, (pts, _) in cleaned.items() if pts}
     left, top = MARGIN_LEFT, MARGIN_TOP
     plot_w, plot_h = width - MARGIN_LEFT - MARGIN_RIGHT, height - MARGIN_TOP - MARGIN_BOTTOM
+    legend_w = 34 + CHAR_W * max((len(name) for name in data), default=0) if data else 0
+    total_w = width + (LEGEND_GAP + legend_w if data else 0)
+    legend_h = top + 15 * len(data) + 10
+    total_h = max(height, legend_h)
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_w:.0f}" height="{total_h}" '
+        f'viewBox="0 0 {total_w:.0f} {total_h}" role="img" aria-label="{escape(title)}" '
         f'font-family="system-ui, sans-serif">',
         f"<title>{escape(title)}</title>",
-        _text(width / 2, 18, title, extra=' font-weight="bold"', size=13),
+        _text(left + plot_w / 2, 18, title, extra=' font-weight="bold"', size=13),
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" '
         f'fill="#fff" stroke="#999"/>',
     ]
@@ -91,7 +111,9 @@ def line_chart(
 
     xs = [x for pts in data.values() for x, _ in pts]
     ys = [y for pts in data.values() for _, y in pts]
-    x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
+    x_lo, x_hi = x_range if x_range is not None else (min(xs), max(xs))
+    y_lo, y_hi = y_range if y_range is not None else (min(ys), max(ys))
+    x_ticks, y_ticks = nice_ticks(x_lo, x_hi), nice_ticks(y_lo, y_hi)
     x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
 
     def px(x: float) -> float:
@@ -116,28 +138,29 @@ def line_chart(
     cy = top + plot_h / 2
     out.append(_text(14, cy, y_label, extra=f' transform="rotate(-90 14 {cy:.1f})"'))
 
-    legend_w = 26 + 6.5 * max(len(name) for name in data)  # ~6.5 px per 11px character
-    legend = [
-        f'<rect x="{left + plot_w - legend_w:.1f}" y="{top + 3}" width="{legend_w:.1f}" '
-        f'height="{15 * len(data) + 4}" fill="#fff" fill-opacity="0.85"/>'
-    ]
+    lx = width + LEGEND_GAP  # the legend, right of the plot frame
+    legend = []
     for i, (name, pts) in enumerate(data.items()):
-        color = PALETTE[i % len(PALETTE)]
+        color, dash = style(i)
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
         coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
         if len(pts) > 1:
             out.append(
-                f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="1.5"/>'
+                f'<polyline points="{coords}" fill="none" stroke="{color}" '
+                f'stroke-width="1.5"{dashed}/>'
             )
         if len(pts) <= MAX_MARKERS:
             out.extend(
                 f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="2.5" fill="{color}"/>'
                 for x, y in pts
             )
-        ly = top + 14 + 15 * i  # legend, top right inside the plot
-        lx = left + plot_w - 8
-        legend.append(f'<rect x="{lx - 14}" y="{ly - 8}" width="10" height="10" fill="{color}"/>')
-        legend.append(_text(lx - 18, ly + 1, name, anchor="end"))
-    out.extend(legend)  # drawn last, above the lines
+        ly = top + 8 + 15 * i
+        legend.append(
+            f'<line x1="{lx}" y1="{ly - 4}" x2="{lx + 24}" y2="{ly - 4}" stroke="{color}" '
+            f'stroke-width="2"{dashed}/>'
+        )
+        legend.append(_text(lx + 30, ly, name, anchor="start"))
+    out.extend(legend)
     out.append(_dropped_note(dropped, left, top + plot_h))
     out.append("</svg>")
     return "".join(out)
