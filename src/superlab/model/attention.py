@@ -97,6 +97,18 @@ def nope_temperature(cfg: NopeTemperatureConfig, pos_T: torch.Tensor) -> torch.T
     return torch.log1p(steps_T) * cfg.attn_scale + 1.0
 
 
+def _sdpa(
+    q_BHTC: torch.Tensor, k_BGSC: torch.Tensor, v_BGSC: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """SDPA with each group of H/G query heads sharing one key/value head; None = causal."""
+    H, G = q_BHTC.shape[1], k_BGSC.shape[1]
+    k_BHSC = k_BGSC.repeat_interleave(H // G, dim=1)
+    v_BHSC = v_BGSC.repeat_interleave(H // G, dim=1)
+    return F.scaled_dot_product_attention(
+        q_BHTC, k_BHSC, v_BHSC, attn_mask=mask, is_causal=mask is None
+    )
+
+
 class Attention(nn.Module):
     """Multi-head attention with G <= H shared key/value heads; RoPE (or NoPE) on q and k."""
 
@@ -157,13 +169,7 @@ class Attention(nn.Module):
             return self._efficient(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT)
         elif doc_ids_BT is not None:
             mask = attention_mask(cfg, T, doc_ids_BT, device=device)
-        # Each group of H/G query heads shares one key/value head.
-        H, G = q_BHTC.shape[1], k_BGSC.shape[1]
-        k_BHSC = k_BGSC.repeat_interleave(H // G, dim=1)
-        v_BHSC = v_BGSC.repeat_interleave(H // G, dim=1)
-        return F.scaled_dot_product_attention(
-            q_BHTC, k_BHSC, v_BHSC, attn_mask=mask, is_causal=mask is None
-        )
+        return _sdpa(q_BHTC, k_BGSC, v_BGSC, mask)
 
     def _position(
         self,
@@ -220,7 +226,7 @@ class Attention(nn.Module):
         doc_ids_BT: torch.Tensor | None,
     ) -> torch.Tensor:
         """The same visibility as an explicit mask and one SDPA call (short sequences)."""
-        cfg, T, H, G = self.attn_cfg, q_BHTC.shape[2], q_BHTC.shape[1], k_BGTC.shape[1]
+        cfg, T = self.attn_cfg, q_BHTC.shape[2]
         if cfg.kind == "sparse":
             idx_BHTK = select_blocks(
                 q_BHTC, k_BGTC, cfg.block_size, cfg.top_k_blocks, cfg.local_blocks, doc_ids_BT
@@ -228,9 +234,7 @@ class Attention(nn.Module):
             mask = sparse_mask(idx_BHTK, cfg.block_size, cfg.local_blocks, doc_ids_BT)
         else:
             mask = attention_mask(cfg, T, doc_ids_BT, device=q_BHTC.device)
-        k_BHTC = k_BGTC.repeat_interleave(H // G, dim=1)
-        v_BHTC = v_BGTC.repeat_interleave(H // G, dim=1)
-        return F.scaled_dot_product_attention(q_BHTC, k_BHTC, v_BHTC, attn_mask=mask)
+        return _sdpa(q_BHTC, k_BGTC, v_BGTC, mask)
 
     def _sparse_decode(
         self,
