@@ -90,8 +90,9 @@ def line_chart(
     data = {name: pts for name, (pts, _) in cleaned.items() if pts}
     left, top = MARGIN_LEFT, MARGIN_TOP
     plot_w, plot_h = width - MARGIN_LEFT - MARGIN_RIGHT, height - MARGIN_TOP - MARGIN_BOTTOM
-    legend_w = 34 + CHAR_W * max((len(name) for name in data), default=0) if data else 0
-    total_w = width + (LEGEND_GAP + legend_w if data else 0)
+    # The legend: a 24 px line sample, a gap, then the name; nothing when there is no data.
+    legend_w = LEGEND_GAP + 34 + CHAR_W * max(map(len, data)) if data else 0
+    total_w = width + legend_w
     legend_h = top + 15 * len(data) + 10
     total_h = max(height, legend_h)
     out = [
