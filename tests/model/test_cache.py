@@ -15,7 +15,9 @@ KINDS = {
 }
 
 
-def _model(attention: AttentionConfig, moe: bool = False, kv_heads: int = 2) -> Transformer:
+def _model(
+    attention: AttentionConfig, moe: bool = False, kv_heads: int = 2, shift: bool = False
+) -> Transformer:
     torch.manual_seed(0)
     cfg = ModelConfig(
         d_model=32,
@@ -26,6 +28,7 @@ def _model(attention: AttentionConfig, moe: bool = False, kv_heads: int = 2) -> 
         max_seq_len=32,
         attention=attention,
         moe=MoEConfig(num_experts=4, top_k=2, every=2) if moe else None,
+        token_shift=shift,
     )
     return Transformer(cfg).eval()
 
@@ -43,9 +46,10 @@ def _incremental(model: Transformer, idx_BT: torch.Tensor, prefill: int) -> torc
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("moe", [False, True], ids=["dense", "moe"])
 @pytest.mark.parametrize("kv_heads", [4, 2], ids=["mha", "gqa"])
+@pytest.mark.parametrize("shift", [False, True], ids=["", "token-shift"])
 @torch.no_grad()
-def test_incremental_logits_equal_full_forward(kind, moe, kv_heads):
-    model = _model(KINDS[kind], moe, kv_heads)
+def test_incremental_logits_equal_full_forward(kind, moe, kv_heads, shift):
+    model = _model(KINDS[kind], moe, kv_heads, shift)
     idx_BT = torch.randint(0, 50, (2, 20))
     full_BTV = model(idx_BT).logits_BTV
     for prefill in (1, 7):

@@ -349,6 +349,14 @@ class ModelConfig(Section):
     qk_norm: Literal["none", "rms", "l2"] = "none"
     rope_scaling: RopeScalingConfig | None = None
     nope_temperature: NopeTemperatureConfig | None = None
+    # Token shift before attention: each layer's attention input at position t gets
+    # g * (its input at t - 1) added, g a learned per-channel gain (init 1; RWKV's token
+    # shift, the "smeared key" of Olsson et al. 2022). A position then carries the token
+    # before it, so one attention layer can match "what followed this key" (the induction
+    # pattern). It never crosses a document edge, but it does cross chunk edges: under
+    # chunked attention each layer passes the previous chunk's last position on. No
+    # Hugging Face architecture has it.
+    token_shift: bool = False
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelConfig:

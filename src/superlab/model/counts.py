@@ -22,7 +22,8 @@ hardware work, not model FLOPs, and is not counted.
 
 N counts the matmul weights a token passes through: with MoE only the router, the
 top-k routed experts and the shared experts (the active parameters); the LM head is
-counted (tied or not), the embedding lookup and the norm gains (QK-norm's included) are not.
+counted (tied or not), the embedding lookup and the per-channel gains (norms, QK-norm's, and
+the token-shift gain of ``model.token_shift``) are not.
 Attention projections are ``n_heads * head_dim`` wide (``model.d_head`` when set). Gating
 an expert's input (``moe.gate_on: input``) instead of its output is the same D multiplies
 per slot, too few to count either way.
@@ -39,16 +40,21 @@ def _vocab(cfg: ModelConfig) -> int:
     return cfg.vocab_size
 
 
-def _qk_norm_params(cfg: ModelConfig) -> int:
-    """Per layer: the learned q and k RMSNorm gains of ``qk_norm: rms`` (``l2`` has none)."""
-    return 2 * cfg.head_dim if cfg.qk_norm == "rms" else 0
+def _gains(cfg: ModelConfig) -> int:
+    """Per layer: the per-channel gains, not matmul weights.
+
+    The two RMSNorms, the learned q and k RMSNorm gains of ``qk_norm: rms`` (``l2`` has
+    none) and the token-shift gain.
+    """
+    qk = 2 * cfg.head_dim if cfg.qk_norm == "rms" else 0
+    return 2 * cfg.d_model + qk + cfg.d_model * cfg.token_shift
 
 
 def _layer_params(cfg: ModelConfig, layer: int) -> tuple[int, int]:
     """(stored, active) parameters of one block, norms included."""
     D, C = cfg.d_model, cfg.head_dim
     attn = D * cfg.n_heads * C * 2 + D * cfg.kv_heads * C * 2  # wq, wo; wk, wv
-    norms = 2 * D + _qk_norm_params(cfg)
+    norms = _gains(cfg)
     if not cfg.is_moe_layer(layer):
         mlp = 3 * D * cfg.hidden
         return attn + norms + mlp, attn + norms + mlp
@@ -129,7 +135,7 @@ def mean_context(cfg: ModelConfig, seq_len: int, layer: int | None = None) -> fl
 def flops_per_token(cfg: ModelConfig, seq_len: int) -> dict[str, float]:
     """Training FLOPs per token: ``matmul`` (6 N_active) + ``attention``, and ``forward``."""
     V, D = _vocab(cfg), cfg.d_model
-    norms = D * (2 * cfg.n_layers + 1) + cfg.n_layers * _qk_norm_params(cfg)
+    norms = D + cfg.n_layers * _gains(cfg)
     # Active matmul weights: drop the embedding lookup and norms, add the LM head once.
     n_matmul = param_count(cfg)["active"] - norms - V * D + V * D * cfg.tie_embeddings
     d_attn = cfg.n_heads * cfg.head_dim

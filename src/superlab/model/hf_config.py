@@ -353,6 +353,8 @@ def config_to_hf(cfg: ModelConfig, arch: Arch, dtype: torch.dtype) -> dict[str, 
     """The ``config.json`` dict for ``cfg`` as ``arch``; refuses what the arch lacks."""
     if arch not in ARCHITECTURES:
         raise ValueError(f"arch {arch!r}: expected one of {sorted(ARCHITECTURES)}")
+    if cfg.token_shift:
+        raise ValueError(f"token_shift is set: {arch} has no equivalent")
     rope = _rope_to_hf(cfg)
     hf: dict[str, Any] = {
         "architectures": [ARCHITECTURES[arch]],

@@ -35,6 +35,7 @@ from superlab.model.mlp import SwiGLU
 from superlab.model.moe import MoE
 from superlab.model.norm import RMSNorm
 from superlab.model.rope import RotaryEmbedding
+from superlab.model.token_shift import previous
 
 
 @dataclass
@@ -53,6 +54,8 @@ class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer: int) -> None:
         super().__init__()
         self.norm1 = RMSNorm(cfg.d_model, cfg.norm_eps)
+        # model.token_shift: the gain on the previous token's normed input (init 1).
+        self.shift_D = nn.Parameter(torch.ones(cfg.d_model)) if cfg.token_shift else None
         self.attn = Attention(cfg, layer)
         self.norm2 = RMSNorm(cfg.d_model, cfg.norm_eps)
         self.mlp: SwiGLU | MoE = (
@@ -68,7 +71,10 @@ class Block(nn.Module):
         kv: LayerKV | None = None,
         pos_BT: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        x_BTD = x_BTD + self.attn(self.norm1(x_BTD), cos_TC, sin_TC, doc_ids_BT, kv, pos_BT)
+        h_BTD = self.norm1(x_BTD)
+        if self.shift_D is not None:
+            h_BTD = h_BTD + self.shift_D * previous(h_BTD, doc_ids_BT, kv, pos_BT)
+        x_BTD = x_BTD + self.attn(h_BTD, cos_TC, sin_TC, doc_ids_BT, kv, pos_BT)
         x_BTD = x_BTD + self.mlp(self.norm2(x_BTD))
         return x_BTD
 
