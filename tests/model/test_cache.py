@@ -16,7 +16,7 @@ KINDS = {
 
 
 def _model(
-    attention: AttentionConfig, moe: bool = False, kv_heads: int = 2, shift: bool = False
+    attention: AttentionConfig, moe: bool = False, kv_heads: int = 2, mix: str = ""
 ) -> Transformer:
     torch.manual_seed(0)
     cfg = ModelConfig(
@@ -28,7 +28,7 @@ def _model(
         max_seq_len=32,
         attention=attention,
         moe=MoEConfig(num_experts=4, top_k=2, every=2) if moe else None,
-        token_shift=shift,
+        **({mix: True} if mix else {}),
     )
     return Transformer(cfg).eval()
 
@@ -46,10 +46,10 @@ def _incremental(model: Transformer, idx_BT: torch.Tensor, prefill: int) -> torc
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("moe", [False, True], ids=["dense", "moe"])
 @pytest.mark.parametrize("kv_heads", [4, 2], ids=["mha", "gqa"])
-@pytest.mark.parametrize("shift", [False, True], ids=["", "token-shift"])
+@pytest.mark.parametrize("mix", ["", "token_shift", "smear_keys"])
 @torch.no_grad()
-def test_incremental_logits_equal_full_forward(kind, moe, kv_heads, shift):
-    model = _model(KINDS[kind], moe, kv_heads, shift)
+def test_incremental_logits_equal_full_forward(kind, moe, kv_heads, mix):
+    model = _model(KINDS[kind], moe, kv_heads, mix)
     idx_BT = torch.randint(0, 50, (2, 20))
     full_BTV = model(idx_BT).logits_BTV
     for prefill in (1, 7):

@@ -20,7 +20,7 @@ KINDS = {
 PAD = 0
 
 
-def _model(attention: AttentionConfig, moe: bool, shift: bool = False) -> Transformer:
+def _model(attention: AttentionConfig, moe: bool, mix: str = "") -> Transformer:
     torch.manual_seed(0)
     cfg = ModelConfig(
         d_model=32,
@@ -31,7 +31,7 @@ def _model(attention: AttentionConfig, moe: bool, shift: bool = False) -> Transf
         max_seq_len=32,
         attention=attention,
         moe=MoEConfig(num_experts=4, top_k=2, every=2) if moe else None,
-        token_shift=shift,
+        **({mix: True} if mix else {}),
     )
     return Transformer(cfg).eval()
 
@@ -78,10 +78,10 @@ class Batch:
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("moe", [False, True], ids=["dense", "moe"])
-@pytest.mark.parametrize("shift", [False, True], ids=["", "token-shift"])
+@pytest.mark.parametrize("mix", ["", "token_shift", "smear_keys"])
 @torch.no_grad()
-def test_continuous_batching_equals_each_sequence_alone(kind, moe, shift):
-    model = _model(KINDS[kind], moe, shift)
+def test_continuous_batching_equals_each_sequence_alone(kind, moe, mix):
+    model = _model(KINDS[kind], moe, mix)
     g = torch.Generator().manual_seed(1)
     lengths = [12, 19, 9, 22]
     seqs = [torch.randint(1, 50, (n,), generator=g) for n in lengths]

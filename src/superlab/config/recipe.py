@@ -357,6 +357,14 @@ class ModelConfig(Section):
     # chunked attention each layer passes the previous chunk's last position on. No
     # Hugging Face architecture has it.
     token_shift: bool = False
+    # Smeared keys (Olsson et al. 2022, "In-context Learning and Induction Heads"): each
+    # key head's key at t is s * k_t + (1 - s) * k_{t-1}, s = sigmoid(a) with a learned
+    # per key head (init 0). A head with s near 0 keys each position by the token before
+    # it, so one layer can attend to "what followed this key". Unlike token_shift it
+    # touches keys only, and it never crosses a document edge or, in a chunked layer, a
+    # chunk edge (chunked attention stays sealed). In a sliding layer the oldest key in the
+    # window carries the token just before the window. No Hugging Face architecture has it.
+    smear_keys: bool = False
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelConfig:

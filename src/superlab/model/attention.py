@@ -49,6 +49,7 @@ from superlab.model.attention_sparse import select_blocks, sparse_attention, spa
 from superlab.model.cache import LayerKV
 from superlab.model.norm import RMSNorm
 from superlab.model.rope import apply_rope
+from superlab.model.token_shift import previous
 
 # Up to this many positions, sliding and sparse attention use the T x T mask (see above).
 MASKED_MAX_T = 256
@@ -126,6 +127,8 @@ class Attention(nn.Module):
         self.wo = nn.Linear(self.n_heads * self.head_dim, cfg.d_model, bias=False)
         self.q_norm = RMSNorm(self.head_dim, cfg.norm_eps) if cfg.qk_norm == "rms" else None
         self.k_norm = RMSNorm(self.head_dim, cfg.norm_eps) if cfg.qk_norm == "rms" else None
+        # model.smear_keys: per key head, the logit of the current token's share (init 0.5).
+        self.smear_G = nn.Parameter(torch.zeros(self.n_kv_heads)) if cfg.smear_keys else None
 
     def forward(
         self,
@@ -139,11 +142,35 @@ class Attention(nn.Module):
         B, T, _ = x_BTD.shape
         H, G, C = self.n_heads, self.n_kv_heads, self.head_dim
         q_BHTC = self.wq(x_BTD).view(B, T, H, C).transpose(1, 2)
-        k_BGSC = self.wk(x_BTD).view(B, T, G, C).transpose(1, 2)
+        k_BTD = self.wk(x_BTD)
+        if self.smear_G is not None:
+            k_BTD = self._smear(k_BTD, doc_ids_BT, kv, pos_BT)
+        k_BGSC = k_BTD.view(B, T, G, C).transpose(1, 2)
         v_BGSC = self.wv(x_BTD).view(B, T, G, C).transpose(1, 2)
         q_BHTC, k_BGSC = self._position(q_BHTC, k_BGSC, cos_TC, sin_TC, pos_BT)
         y_BHTC = self._mix(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT, kv, pos_BT)
         return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))
+
+    def _smear(
+        self,
+        k_BTD: torch.Tensor,
+        doc_ids_BT: torch.Tensor | None,
+        kv: LayerKV | None,
+        pos_BT: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Smeared keys: s * k_t + (1 - s) * k_{t-1} per key head, sealed at chunk edges."""
+        B, T, _ = k_BTD.shape
+        G, C = self.n_kv_heads, self.head_dim
+        prev_BTD = previous(k_BTD, doc_ids_BT, kv, pos_BT, slot="last_k_BD")
+        if self.attn_cfg.kind == "chunked":
+            assert self.attn_cfg.chunk_size is not None
+            at_BT = torch.arange(T, device=k_BTD.device).expand(B, T) if pos_BT is None else pos_BT
+            # A chunk's first key gets nothing from the chunk before it.
+            inside_BT = (at_BT % self.attn_cfg.chunk_size != 0) & (at_BT >= 0)
+            prev_BTD = prev_BTD * inside_BT[..., None].to(prev_BTD.dtype)
+        assert self.smear_G is not None
+        s_GC = torch.sigmoid(self.smear_G)[:, None].expand(G, C).reshape(G * C)
+        return s_GC * k_BTD + (1 - s_GC) * prev_BTD
 
     def _mix(
         self,

@@ -31,6 +31,9 @@ import torch
 
 from superlab.config.recipe import AttentionConfig, ModelConfig
 
+# Per-row vectors of each row's last token, carried between decode steps.
+LAST_SLOTS = ("last_BD", "last_k_BD")
+
 
 class LayerKV:
     """One attention layer's cached keys and values and the position of each slot."""
@@ -42,6 +45,8 @@ class LayerKV:
         self.pos_BS: torch.Tensor | None = None  # absolute position per slot, -1 = empty
         # model.token_shift: each row's last token's attention input (superlab.model.token_shift)
         self.last_BD: torch.Tensor | None = None
+        # model.smear_keys: each row's last token's key before smearing and RoPE (G * C)
+        self.last_k_BD: torch.Tensor | None = None
 
     def __len__(self) -> int:
         """Slots per row (the longest row's kept keys, plus the others' padding)."""
@@ -90,8 +95,10 @@ class LayerKV:
 
     def select(self, rows_B: torch.Tensor) -> None:
         """Keep the rows ``rows_B`` (indices), then cut the columns empty in all of them."""
-        if self.last_BD is not None:
-            self.last_BD = self.last_BD[rows_B]
+        for slot in LAST_SLOTS:
+            kept = getattr(self, slot)
+            if kept is not None:
+                setattr(self, slot, kept[rows_B])
         if self.k_BGSC is None or self.v_BGSC is None or self.pos_BS is None:
             return
         k, v, pos = self.k_BGSC[rows_B], self.v_BGSC[rows_B], self.pos_BS[rows_B]
@@ -100,14 +107,14 @@ class LayerKV:
 
     def extend(self, other: LayerKV, rows_self: int, rows_other: int) -> None:
         """Append ``other``'s rows below ours, padding the shorter side on the left."""
-        if self.last_BD is not None or other.last_BD is not None:
-            like = self.last_BD if self.last_BD is not None else other.last_BD
-            assert like is not None
-            mine_BD, theirs_BD = (
-                kv.last_BD if kv.last_BD is not None else like.new_zeros(rows, like.shape[1])
-                for kv, rows in ((self, rows_self), (other, rows_other))
-            )
-            self.last_BD = torch.cat([mine_BD, theirs_BD])
+        for slot in LAST_SLOTS:
+            ours, its = getattr(self, slot), getattr(other, slot)
+            like = ours if ours is not None else its
+            if like is None:
+                continue
+            mine_BD = ours if ours is not None else like.new_zeros(rows_self, like.shape[1])
+            theirs_BD = its if its is not None else like.new_zeros(rows_other, like.shape[1])
+            setattr(self, slot, torch.cat([mine_BD, theirs_BD]))
         mine = _tensors(self, rows_self, other)
         theirs = _tensors(other, rows_other, self)
         if mine is None or theirs is None:

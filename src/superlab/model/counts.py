@@ -23,7 +23,8 @@ hardware work, not model FLOPs, and is not counted.
 N counts the matmul weights a token passes through: with MoE only the router, the
 top-k routed experts and the shared experts (the active parameters); the LM head is
 counted (tied or not), the embedding lookup and the per-channel gains (norms, QK-norm's, and
-the token-shift gain of ``model.token_shift``) are not.
+the token-shift gain of ``model.token_shift``, the key-smear logits of
+``model.smear_keys``) are not.
 Attention projections are ``n_heads * head_dim`` wide (``model.d_head`` when set). Gating
 an expert's input (``moe.gate_on: input``) instead of its output is the same D multiplies
 per slot, too few to count either way.
@@ -44,10 +45,10 @@ def _gains(cfg: ModelConfig) -> int:
     """Per layer: the per-channel gains, not matmul weights.
 
     The two RMSNorms, the learned q and k RMSNorm gains of ``qk_norm: rms`` (``l2`` has
-    none) and the token-shift gain.
+    none), the token-shift gain and the key-smear logits (one per key/value head).
     """
     qk = 2 * cfg.head_dim if cfg.qk_norm == "rms" else 0
-    return 2 * cfg.d_model + qk + cfg.d_model * cfg.token_shift
+    return 2 * cfg.d_model + qk + cfg.d_model * cfg.token_shift + cfg.kv_heads * cfg.smear_keys
 
 
 def _layer_params(cfg: ModelConfig, layer: int) -> tuple[int, int]:

@@ -355,6 +355,8 @@ def config_to_hf(cfg: ModelConfig, arch: Arch, dtype: torch.dtype) -> dict[str, 
         raise ValueError(f"arch {arch!r}: expected one of {sorted(ARCHITECTURES)}")
     if cfg.token_shift:
         raise ValueError(f"token_shift is set: {arch} has no equivalent")
+    if cfg.smear_keys:
+        raise ValueError(f"smear_keys is set: {arch} has no equivalent")
     rope = _rope_to_hf(cfg)
     hf: dict[str, Any] = {
         "architectures": [ARCHITECTURES[arch]],

@@ -21,8 +21,13 @@ def previous(
     doc_ids_BT: torch.Tensor | None = None,
     kv: LayerKV | None = None,
     pos_BT: torch.Tensor | None = None,
+    slot: str = "last_BD",
 ) -> torch.Tensor:
-    """Each position's previous token's vector (zeros where there is none)."""
+    """Each position's previous token's vector (zeros where there is none).
+
+    With a cache, ``slot`` names the ``LayerKV`` attribute that carries each row's last
+    vector between steps (``last_BD`` for token shift, ``last_k_BD`` for smeared keys).
+    """
     B, T, D = x_BTD.shape
     if kv is None:
         prev_BTD = torch.cat([x_BTD.new_zeros(B, 1, D), x_BTD[:, :-1]], dim=1)
@@ -34,7 +39,8 @@ def previous(
     assert pos_BT is not None
     # Column 0 is the cache's last token (zeros for a row that has none); column t + 1 is
     # this step's token t. A token's previous is the last valid column before it.
-    last_BD = kv.last_BD if kv.last_BD is not None else x_BTD.new_zeros(B, D)
+    kept = getattr(kv, slot)
+    last_BD = kept if kept is not None else x_BTD.new_zeros(B, D)
     if last_BD.shape[0] != B:
         raise ValueError(f"cache holds {last_BD.shape[0]} rows, the step has {B}")
     all_BtD = torch.cat([last_BD[:, None].to(x_BTD.dtype), x_BTD], dim=1)
@@ -42,5 +48,5 @@ def previous(
     marks_Bt = torch.cat([col_BT.new_zeros(B, 1), torch.where(pos_BT >= 0, col_BT, 0)], dim=1)
     latest_Bt = marks_Bt.cummax(dim=1).values  # last valid column at or before each column
     prev_BTD = all_BtD.gather(1, latest_Bt[:, :T, None].expand(-1, -1, D))
-    kv.last_BD = all_BtD.gather(1, latest_Bt[:, T:, None].expand(-1, -1, D))[:, 0]
+    setattr(kv, slot, all_BtD.gather(1, latest_Bt[:, T:, None].expand(-1, -1, D))[:, 0])
     return prev_BTD

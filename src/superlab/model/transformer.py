@@ -102,7 +102,9 @@ class Transformer(nn.Module):
         """GPT-2 / Llama init; see the module docstring."""
         residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layers)
         for name, p in self.named_parameters():
-            if p.dim() == 1:  # norm gains
+            if name.endswith("smear_G"):  # model.smear_keys: equal shares of k_t and k_{t-1}
+                nn.init.zeros_(p)
+            elif p.dim() == 1:  # norm gains
                 nn.init.ones_(p)
             elif name.endswith(("wo.weight", "w2.weight", "w2_EDF")):
                 nn.init.normal_(p, mean=0.0, std=residual_std)
