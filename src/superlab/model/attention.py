@@ -27,6 +27,9 @@ kind may differ and q, k may get RoPE or none (NoPE). Optional QK-norm (``model.
 ``l2``, a weightless ``x / rms(x)`` after RoPE on RoPE layers only (Llama 4,
 ``Llama4TextL2Norm``). NoPE layers may scale q by a position-dependent temperature
 (``model.nope_temperature``, Llama 4's ``attn_temperature_tuning``).
+Optional smeared keys (``model.smear_keys``, Olsson et al. 2022): each key head's key is
+a learned mix of its token's and the previous token's (before QK-norm and RoPE), never
+across a document edge or, in a chunked layer, a chunk edge.
 
 With a ``LayerKV`` cache (incremental decoding, ``superlab.model.cache``) the T new
 queries of row b sit at absolute positions ``pos_BT[b]`` (-1: padding) and attend to that
