@@ -6,6 +6,7 @@ equal to the full forward in test_cache.py and test_cache_batched.py.
 
 import pytest
 import torch
+from tests.model.reach import positions_reached
 
 from superlab.config.recipe import AttentionConfig, ModelConfig, MoEConfig
 from superlab.model.counts import flops_per_token, param_count
@@ -82,13 +83,8 @@ def test_chunked_attention_stays_sealed_at_chunk_edges(layers):
     torch.manual_seed(0)
     model = Transformer(_cfg(True, attention=chunked).model_copy(update={"n_layers": layers}))
     idx_BT = torch.randint(0, 50, (1, 12))
-    emb_BTD = model.tok_emb(idx_BT).detach().requires_grad_(True)
-    x_BTD = emb_BTD
-    for block in model.blocks:
-        x_BTD = block(x_BTD, *model.rope(12))
-    x_BTD[0, 10].sum().backward()  # position 10 sits in chunk 2 (positions 8..11)
-    reached_T = emb_BTD.grad[0].abs().sum(dim=1) > 0
-    assert reached_T.nonzero().flatten().tolist() == [8, 9, 10]
+    # position 10 sits in chunk 2 (positions 8..11)
+    assert positions_reached(model, idx_BT, at=10) == [8, 9, 10]
     assert model.blocks[0].attn.smear_G.grad is not None
 
 
