@@ -2,20 +2,45 @@
 
 Numeric options take a number (``0.4``), a uniform range (``0.38:0.43``), a
 triangular ``low:mode:high`` or ``lognormal:p10:p90``; every output is then
-reported as p10/p50/p90 over Monte Carlo draws.
+reported as p10/p50/p90 over Monte Carlo draws. Every input has a valid range
+(``superlab.plan.inputs``): a value outside it, or a distribution that can draw
+outside it, is refused in one line naming the option, exit code 2.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from superlab.plan import charts, commands, render
-from superlab.plan.montecarlo import Input, parse
+from superlab.plan.catalog import UnknownAcceleratorError
+from superlab.plan.estimate import attention_flops_per_token
+from superlab.plan.inputs import (
+    AT_LEAST_1,
+    COUNT,
+    DRAWS,
+    FRACTION,
+    NONNEGATIVE,
+    POSITIVE,
+    PUE,
+    SEED,
+    SHARE,
+    SHARE_BELOW_1,
+    PlanInputError,
+    Range,
+    accelerator_peak,
+    choice,
+    integer,
+    number,
+)
+from superlab.plan.montecarlo import Input, quantile, support
 from superlab.plan.scenario import ScenarioError
 from superlab.plan.sources import sources
 from superlab.plan.validation import check_fleet, validate_all
@@ -25,14 +50,22 @@ plan_app = typer.Typer(
 )
 out, err = Console(), Console(stderr=True)
 
-R = Annotated[str | None, typer.Option(help="number, lo:hi, lo:mode:hi or lognormal:p10:p90")]
+SEQ_LEN_DEFAULT = 8192  # context for attention FLOPs and activations without a recipe's
 
 
-def N(what: str) -> Any:
-    """A numeric option that also takes a range or a distribution."""
+def N(what: str, default: str | None = None) -> Any:
+    """A numeric option that also takes a range or a distribution; ``default`` is shown."""
+    shown = escape(f" [default: {default}]") if default else ""
     return Annotated[
-        str | None, typer.Option(help=f"{what} (number, lo:hi, lo:mode:hi or lognormal:p10:p90)")
+        str | None,
+        typer.Option(help=f"{what} (number, lo:hi, lo:mode:hi or lognormal:p10:p90){shown}"),
     ]
+
+
+def Int(what: str, default: int | None = None) -> Any:
+    """A whole-number option (read and range-checked here, so errors are one line)."""
+    shown = escape(f" [default: {default:,}]") if default is not None else ""
+    return Annotated[str | None, typer.Option(help=what + shown, metavar="INTEGER")]
 
 
 def Opt(what: str) -> Any:
@@ -41,21 +74,41 @@ def Opt(what: str) -> Any:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-DrawsOpt = Annotated[int, typer.Option(help="Monte Carlo draws.")]
-SeedOpt = Annotated[int, typer.Option(help="Random seed (same seed = same output).")]
+DrawsOpt = Int("Monte Carlo draws, 1 to 10,000,000.", 100_000)
+FleetDrawsOpt = Int("Monte Carlo draws, 1 to 10,000,000.", 20_000)
+SeedOpt = Int("Random seed >= 0 (same seed = same output).", 0)
 SvgOpt = Annotated[Path | None, typer.Option(help="Write the tornado chart as SVG here.")]
 HtmlOpt = Annotated[
     Path | None, typer.Option(help="Write a self-contained HTML page (tables, charts) here.")
 ]
 
 
-def _num(text: str | None, name: str) -> Input | None:
-    if text is None:
-        return None
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """Any input, scenario or output-file error: one line on stderr, exit code 2."""
     try:
-        return parse(text)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint=f"--{name.replace('_', '-')}") from None
+        yield
+    except (PlanInputError, ScenarioError, UnknownAcceleratorError) as e:
+        err.print(f"[red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _exclusive(given: dict[str, Any]) -> None:
+    """At most one of these options may be given."""
+    names = [f"--{k.replace('_', '-')}" for k, v in given.items() if v is not None]
+    if len(names) > 1:
+        raise PlanInputError(names[1], f"give {names[0]} or {names[1]}, not both")
+
+
+def _not_above(small: Input | None, big: Input | None, small_opt: str, big_opt: str) -> None:
+    """``small`` can never exceed ``big`` (active parameters and total parameters)."""
+    if small is not None and big is not None and support(small)[0] > support(big)[1]:
+        raise PlanInputError(small_opt, f"cannot exceed {big_opt}")
+
+
+def _draws(draws: str | None, default: int, seed: str | None) -> tuple[int, int]:
+    d = integer(draws, "draws", DRAWS)
+    return default if d is None else d, integer(seed, "seed", SEED) or 0
 
 
 def _emit(
@@ -68,12 +121,18 @@ def _emit(
     command: str = "",
     sources: dict[str, str] | None = None,
 ) -> None:
-    if svg is not None and tornado is not None:
-        svg.write_text(charts.tornado_svg(*tornado), "utf-8")
+    try:
+        if svg is not None and tornado is not None:
+            svg.write_text(charts.tornado_svg(*tornado), "utf-8")
+    except OSError as e:
+        raise PlanInputError("--svg", f"cannot write {svg}: {e.strerror or e}") from None
     if html is not None:
         from superlab.report.plan_page import write_plan_page
 
-        write_plan_page(html, command, result, sources)
+        try:
+            write_plan_page(html, command, result, sources)
+        except OSError as e:
+            raise PlanInputError("--html", f"cannot write {html}: {e.strerror or e}") from None
     if as_json:
         out.print_json(json.dumps(result, default=float))
         return
@@ -84,92 +143,145 @@ def _emit(
 @plan_app.command()
 def train(
     recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML (model shape).")] = None,
-    params: N("Total parameters") = None,
-    active_params: N("Active parameters per token (MoE); default: --params") = None,
-    tokens: N("Training tokens") = None,
-    attn_flops: N("Attention training FLOPs per token; default: from the recipe, else 0") = None,
+    params: N("Total parameters, > 0") = None,
+    active_params: N("Active parameters per token (MoE), > 0; default: --params") = None,
+    tokens: N("Training tokens, > 0") = None,
+    attn_flops: N(
+        "Attention training FLOPs per token, >= 0; default: the recipe's, else counted "
+        "from --layers, --d-model and --seq-len (causal full attention), else 0"
+    ) = None,
     accelerator: Annotated[
         str, Opt("Catalog name (superlab.plan catalog), e.g. h100-sxm, b200.")
     ] = "h100-sxm",
     precision: Annotated[
         str, Opt("bf16 or fp8: which dense peak MFU is measured against.")
     ] = "bf16",
-    gpus: Annotated[int, Opt("Number of accelerators.")] = 1024,
-    mfu: N("Model FLOPs utilisation against the dense peak") = None,
-    tflops: N("Achieved TFLOP/s per GPU (instead of --mfu)") = None,
-    goodput: N("Fraction of wall-clock that is productive training") = "0.9",
-    pue: N("Facility power usage effectiveness") = "1.2",
-    price: N("Rented $ per GPU-hour; default: the catalog's") = None,
-    capex_per_gpu: N("Owned: $ per accelerator, amortised over --life-years") = None,
-    life_years: N("Depreciation life of owned accelerators, years") = "5",
-    price_per_mwh: N("Electricity $ per MWh (owned cost)") = "80",
-    seq_len: Annotated[
-        int | None, Opt("Context length for attention FLOPs and activations.")
-    ] = None,
-    tp: Annotated[int, Opt("Tensor-parallel degree (memory check).")] = 1,
-    pp: Annotated[int, Opt("Pipeline-parallel degree (memory check).")] = 1,
-    ep: Annotated[int, Opt("Expert-parallel degree (memory check).")] = 1,
-    zero: Annotated[int, Opt("ZeRO/FSDP stage 0-3: what is sharded across data parallel.")] = 1,
-    micro_batch: Annotated[int, Opt("Sequences per GPU per micro-batch (activations).")] = 1,
+    gpus: Int("Number of accelerators, >= 1.", 1024) = None,
+    mfu: N("Model FLOPs utilisation against the dense peak, in (0, 1]; default 0.4") = None,
+    tflops: N("Achieved TFLOP/s per GPU, in (0, peak] (instead of --mfu)") = None,
+    goodput: N("Fraction of wall-clock that is productive training, in (0, 1]") = "0.9",
+    pue: N("Facility power usage effectiveness, >= 1") = "1.2",
+    price: N("Rented $ per GPU-hour, >= 0; default: the catalog's") = None,
+    capex_per_gpu: N("Owned: $ per accelerator, >= 0, amortised over --life-years") = None,
+    life_years: N("Depreciation life of owned accelerators, years, > 0") = "5",
+    price_per_mwh: N("Electricity $ per MWh (owned cost), >= 0") = "80",
+    seq_len: Int(
+        f"Context length for attention FLOPs and activations, >= 1 (default: the recipe's, "
+        f"else {SEQ_LEN_DEFAULT:,})."
+    ) = None,
+    tp: Int("Tensor-parallel degree (memory check), >= 1.", 1) = None,
+    pp: Int("Pipeline-parallel degree (memory check), >= 1.", 1) = None,
+    ep: Int("Expert-parallel degree (memory check), >= 1, divides DP.", 1) = None,
+    zero: Int("ZeRO/FSDP stage 0-3: what is sharded across data parallel.", 1) = None,
+    micro_batch: Int("Sequences per GPU per micro-batch (activations), >= 1.", 1) = None,
     recompute: Annotated[
         str, Opt("Activation recomputation: none, selective or full.")
     ] = "selective",
-    layers: Annotated[int | None, Opt("Layers (activations; default: the recipe's).")] = None,
-    d_model: Annotated[int | None, Opt("Model width (activations; default: the recipe's).")] = None,
-    heads: Annotated[
-        int | None, Opt("Attention heads (activations; default: the recipe's).")
-    ] = None,
-    expert_params: Annotated[float, Opt("Parameters in routed experts (sharded by --ep).")] = 0.0,
-    draws: DrawsOpt = 100_000,
-    seed: SeedOpt = 0,
+    layers: Int("Layers, >= 1 (attention FLOPs, activations; default: the recipe's).") = None,
+    d_model: Int("Model width (attention FLOPs, activations; default: the recipe's).") = None,
+    heads: Int("Attention heads, divide --d-model (activations; default: the recipe's).") = None,
+    expert_params: N("Parameters in routed experts (sharded by --ep), in [0, --params]") = None,
+    draws: DrawsOpt = None,
+    seed: SeedOpt = None,
     as_json: JsonOpt = False,
     svg: SvgOpt = None,
     html: HtmlOpt = None,
 ) -> None:
     """FLOPs, GPU-hours, days, power, energy, cost and memory of a training run."""
-    shape = commands.recipe_shape(recipe, seq_len) if recipe else {}
-    active = _num(active_params, "active_params") or _num(params, "params")
+    with _one_line_errors():
+        result, tables = _train(**locals())
+        tornado = ("GPU-hours: tornado", result["tornado"]["gpu_hours"])
+        _emit(result, as_json, tables, svg, tornado, html, "train")
+
+
+def _train(**a: Any) -> tuple[dict[str, Any], list[Any]]:
+    """``plan train``'s inputs, checked, and its result and tables."""
+    from superlab.config import RecipeError
+
+    n_draws, seed = _draws(a["draws"], 100_000, a["seed"])
+    peak = accelerator_peak(a["accelerator"], a["precision"])
+    choice(a["recompute"], "recompute", ("none", "selective", "full"))
+    ints = {k: integer(a[k], k, COUNT) for k in ("gpus", "tp", "pp", "ep", "micro_batch")}
+    ints.update({k: integer(a[k], k, COUNT) for k in ("seq_len", "layers", "d_model", "heads")})
+    gpus = ints["gpus"] or 1024
+    tp, pp, ep = ints["tp"] or 1, ints["pp"] or 1, ints["ep"] or 1
+    zero = integer(a["zero"], "zero", Range(low=0, high=3, integer=True))
+    zero = 1 if zero is None else zero
+    if gpus % (tp * pp):
+        raise PlanInputError(
+            "--gpus", f"must be a multiple of --tp x --pp ({tp} x {pp} = {tp * pp}), got {gpus}"
+        )
+    dp = gpus // (tp * pp)
+    if dp % ep:
+        raise PlanInputError(
+            "--ep", f"must divide the data-parallel degree {dp} (--gpus / (--tp x --pp))"
+        )
+    try:
+        shape = commands.recipe_shape(a["recipe"], ints["seq_len"]) if a["recipe"] else {}
+    except RecipeError as e:
+        raise PlanInputError("RECIPE", str(e)) from None
+    params = number(a["params"], "params", POSITIVE)
+    active = number(a["active_params"], "active_params", POSITIVE)
+    _not_above(active, params, "--active-params", "--params")
+    active = active if active is not None else params
     active = active if active is not None else shape.get("params_active")
+    tokens = number(a["tokens"], "tokens", POSITIVE)
     if active is None or tokens is None:
-        raise typer.BadParameter("give RECIPE or --params/--active-params, and --tokens")
-    attn = _num(attn_flops, "attn_flops")
+        missing = "--tokens" if active is not None else "--params"
+        raise PlanInputError(missing, "give RECIPE or --params (or --active-params), and --tokens")
+    _exclusive({"mfu": a["mfu"], "tflops": a["tflops"]})
+    layers = ints["layers"] or shape.get("layers")
+    d_model = ints["d_model"] or shape.get("d_model")
+    heads = ints["heads"] or shape.get("n_heads")
+    seq_len = ints["seq_len"] or shape.get("seq_len", SEQ_LEN_DEFAULT)
+    attn = number(a["attn_flops"], "attn_flops", NONNEGATIVE)
+    if attn is None and "attn_flops_per_token" in shape:
+        attn = shape["attn_flops_per_token"]
+    elif attn is None and layers and d_model:  # no recipe: the shape given here
+        try:
+            attn = attention_flops_per_token(layers, d_model, seq_len, ints["heads"])
+        except ValueError as e:
+            raise PlanInputError("--heads" if ints["heads"] else "--d-model", str(e)) from None
+    total = params if params is not None else shape.get("params") or active
+    expert = number(a["expert_params"], "expert_params", NONNEGATIVE)
+    _not_above(expert, total, "--expert-params", "--params")
     memory = commands.memory_spec(
-        params=_num(params, "params") or shape.get("params") or active,
-        expert_params=expert_params,
-        layers=layers or shape.get("layers"),
-        d_model=d_model or shape.get("d_model"),
-        n_heads=heads or shape.get("n_heads"),
-        seq_len=seq_len or shape.get("seq_len", 8192),
+        params=total,
+        expert_params=0.0 if expert is None else quantile(expert, 0.5),
+        layers=layers,
+        d_model=d_model,
+        n_heads=heads,
+        seq_len=seq_len,
         gpus=gpus,
         tp=tp,
         pp=pp,
         ep=ep,
         zero=zero,
-        micro_batch=micro_batch,
-        recompute=recompute,
+        micro_batch=ints["micro_batch"] or 1,
+        recompute=a["recompute"],
     )
     result = commands.plan_train(
         params_active=active,
-        tokens=_num(tokens, "tokens"),
-        accelerator=accelerator,
-        precision=precision,
+        tokens=tokens,
+        accelerator=a["accelerator"],
+        precision=a["precision"],
         num_gpus=gpus,
-        mfu=_num(mfu, "mfu"),
-        tflops_per_gpu=_num(tflops, "tflops"),
-        goodput=_num(goodput, "goodput"),
-        attn_flops_per_token=attn if attn is not None else shape.get("attn_flops_per_token", 0.0),
-        pue=_num(pue, "pue"),
-        price_per_gpu_hour=_num(price, "price"),
-        capex_per_gpu=_num(capex_per_gpu, "capex_per_gpu"),
-        life_years=_num(life_years, "life_years"),
-        price_per_mwh=_num(price_per_mwh, "price_per_mwh"),
+        mfu=number(a["mfu"], "mfu", FRACTION),
+        tflops_per_gpu=number(a["tflops"], "tflops", Range(low=0, high=peak, low_open=True)),
+        goodput=number(a["goodput"], "goodput", FRACTION),
+        attn_flops_per_token=0.0 if attn is None else attn,
+        pue=number(a["pue"], "pue", PUE),
+        price_per_gpu_hour=number(a["price"], "price", NONNEGATIVE),
+        capex_per_gpu=number(a["capex_per_gpu"], "capex_per_gpu", NONNEGATIVE),
+        life_years=number(a["life_years"], "life_years", POSITIVE),
+        price_per_mwh=number(a["price_per_mwh"], "price_per_mwh", NONNEGATIVE),
         memory=memory,
-        draws=draws,
+        draws=n_draws,
         seed=seed,
     )
     tables: list[Any] = [
         render.quantile_table(
-            f"training on {gpus} x {accelerator} ({precision})",
+            f"training on {gpus} x {a['accelerator']} ({a['precision']})",
             result["outputs"],
             render.TRAIN_KEYS,
         ),
@@ -177,105 +289,201 @@ def train(
     ]
     if "memory" in result:
         tables.append(render.memory_table(result["memory"]))
-    tornado = ("GPU-hours: tornado", result["tornado"]["gpu_hours"])
-    _emit(result, as_json, tables, svg, tornado, html, "train")
+    return result, tables
+
+
+# plan serve's numeric options: (valid range, default).
+SERVE_INPUTS: dict[str, tuple[Range, str | None]] = {
+    "daily_users": (POSITIVE, "1e8"),
+    "queries": (POSITIVE, "5"),
+    "input_tokens": (NONNEGATIVE, "1000"),
+    "output_tokens": (POSITIVE, "500"),
+    "input_tokens_per_day": (NONNEGATIVE, None),
+    "output_tokens_per_day": (POSITIVE, None),
+    "cache_hit_rate": (SHARE, "0"),
+    "peak_to_average": (AT_LEAST_1, "2"),
+    "params": (POSITIVE, "70e9"),
+    "active_params": (POSITIVE, None),
+    "layers": (AT_LEAST_1, "80"),
+    "kv_heads": (AT_LEAST_1, "8"),
+    "head_dim": (AT_LEAST_1, "128"),
+    "gpus_per_replica": (COUNT, "8"),
+    "prefill_gpus_per_replica": (COUNT, None),
+    "decode_gpus_per_replica": (COUNT, None),
+    "gpus_per_node": (COUNT, "8"),
+    "prefill_mfu": (FRACTION, None),
+    "decode_mbu": (FRACTION, None),
+    "prefill_tok_s": (POSITIVE, None),
+    "decode_tok_s": (POSITIVE, None),
+    "prefill_tok_s_per_node": (POSITIVE, None),
+    "decode_tok_s_per_node": (POSITIVE, None),
+    "prefill_measured_hit_rate": (SHARE_BELOW_1, None),
+    "price": (NONNEGATIVE, None),
+    "pue": (PUE, "1.2"),
+}
+# Names the serving model uses for the CLI's shorter ones.
+SERVE_NAMES = {
+    "queries": "queries_per_user",
+    "params": "params_total",
+    "active_params": "params_active",
+    "prefill_tok_s": "prefill_tok_s_per_gpu",
+    "decode_tok_s": "decode_tok_s_per_gpu",
+    "price": "price_per_gpu_hour",
+}
 
 
 @plan_app.command()
 def serve(
-    daily_users: N("Daily active users") = "1e8",
-    queries: N("Queries per user per day") = "5",
-    input_tokens: N("Input (prompt) tokens per query") = "1000",
-    output_tokens: N("Output tokens per query") = "500",
-    peak_to_average: N("Peak load over average load") = "2",
-    params: N("Total parameters (weights in memory)") = "70e9",
-    active_params: N("Active parameters per token; default: --params") = None,
-    layers: N("Layers (KV cache size)") = "80",
-    kv_heads: N("KV heads (KV cache size)") = "8",
-    head_dim: N("Head dimension (KV cache size)") = "128",
-    gpus_per_replica: N("Accelerators per model replica") = "8",
+    daily_users: N("Daily active users, > 0", "1e8") = None,
+    queries: N("Queries per user per day, > 0", "5") = None,
+    input_tokens: N("Input (prompt) tokens per query, >= 0; sets the KV cache", "1000") = None,
+    output_tokens: N("Output tokens per query, > 0; sets the KV cache", "500") = None,
+    input_tokens_per_day: N(
+        "Input tokens per day, >= 0 (with --output-tokens-per-day, instead of users x queries)"
+    ) = None,
+    output_tokens_per_day: N("Output tokens per day, > 0") = None,
+    cache_hit_rate: N(
+        "Share of input tokens served from a prefix/KV cache, not computed, in [0, 1]"
+    ) = None,
+    peak_to_average: N("Peak load over average load, >= 1", "2") = None,
+    params: N("Total parameters (weights in memory), > 0", "70e9") = None,
+    active_params: N("Active parameters per token, in (0, --params]; default: --params") = None,
+    layers: N("Layers (KV cache size), >= 1", "80") = None,
+    kv_heads: N("KV heads (KV cache size), >= 1", "8") = None,
+    head_dim: N("Head dimension (KV cache size), >= 1", "128") = None,
+    gpus_per_replica: N("Accelerators per model replica, an integer >= 1", "8") = None,
+    disaggregated: Annotated[
+        bool,
+        typer.Option(
+            "--disaggregated/--colocated",
+            help="Separate prefill and decode pools (DeepSeek's), or replicas doing both.",
+        ),
+    ] = False,
+    prefill_gpus_per_replica: N(
+        "Accelerators per prefill replica (--disaggregated); default: --gpus-per-replica"
+    ) = None,
+    decode_gpus_per_replica: N(
+        "Accelerators per decode replica (--disaggregated); default: --gpus-per-replica"
+    ) = None,
+    gpus_per_node: N("Accelerators per node (nodes_avg; per-node throughputs)", "8") = None,
     accelerator: Annotated[str, Opt("Catalog name, e.g. h100-sxm.")] = "h100-sxm",
     precision: Annotated[str, Opt("bf16 or fp8 weights and compute.")] = "bf16",
-    prefill_mfu: N("Prefill FLOPs utilisation; default: the catalog's") = None,
-    decode_mbu: N("Decode memory-bandwidth utilisation; default: the catalog's") = None,
-    prefill_tok_s: N("Prefill tokens/s per GPU (instead of --prefill-mfu)") = None,
-    decode_tok_s: N("Decode tokens/s per GPU (instead of --decode-mbu)") = None,
-    price: N("$ per GPU-hour; default: the catalog's") = None,
-    pue: N("Facility power usage effectiveness") = "1.2",
-    draws: DrawsOpt = 100_000,
-    seed: SeedOpt = 0,
+    prefill_mfu: N("Prefill FLOPs utilisation, in (0, 1]; default: 0.5") = None,
+    decode_mbu: N("Decode memory-bandwidth utilisation, in (0, 1]; default: 0.6") = None,
+    prefill_tok_s: N("Prefill tokens/s per GPU, > 0 (instead of --prefill-mfu)") = None,
+    decode_tok_s: N("Decode tokens/s per GPU, > 0 (instead of --decode-mbu)") = None,
+    prefill_tok_s_per_node: N(
+        "Prefill input tokens/s per node, > 0 (instead of --prefill-mfu)"
+    ) = None,
+    decode_tok_s_per_node: N(
+        "Decode output tokens/s per node, > 0 (instead of --decode-mbu)"
+    ) = None,
+    prefill_measured_hit_rate: N(
+        "Share of cache hits among the input tokens a given prefill throughput counts, in "
+        "[0, 1); DeepSeek's 73.7k/s per node includes its 56.3% hits. Default 0: the "
+        "throughput counts computed tokens only"
+    ) = None,
+    price: N("$ per GPU-hour, >= 0; default: the catalog's") = None,
+    pue: N("Facility power usage effectiveness, >= 1", "1.2") = None,
+    draws: DrawsOpt = None,
+    seed: SeedOpt = None,
     as_json: JsonOpt = False,
     svg: SvgOpt = None,
     html: HtmlOpt = None,
 ) -> None:
-    """Accelerators, power and cost to serve D daily users at Q queries each."""
-    raw = dict(locals())
-    skip = ("accelerator", "precision", "draws", "seed", "as_json", "svg", "html")
-    n = {k: _num(v, k) for k, v in raw.items() if k not in skip}
-    result = commands.plan_serve(
-        accelerator=accelerator,
-        precision=precision,
-        draws=draws,
-        seed=seed,
-        daily_users=n["daily_users"],
-        queries_per_user=n["queries"],
-        input_tokens=n["input_tokens"],
-        output_tokens=n["output_tokens"],
-        peak_to_average=n["peak_to_average"],
-        params_total=n["params"],
-        params_active=n["active_params"] or n["params"],
-        layers=n["layers"],
-        kv_heads=n["kv_heads"],
-        head_dim=n["head_dim"],
-        gpus_per_replica=n["gpus_per_replica"],
-        prefill_mfu=n["prefill_mfu"],
-        decode_mbu=n["decode_mbu"],
-        prefill_tok_s_per_gpu=n["prefill_tok_s"],
-        decode_tok_s_per_gpu=n["decode_tok_s"],
-        price_per_gpu_hour=n["price"],
-        pue=n["pue"],
-    )
-    tables = [
-        render.quantile_table(f"serving on {accelerator}", result["outputs"], render.SERVE_KEYS),
-        render.tornado_table("what moves the GPU count", result["tornado"]["gpus"]),
-    ]
-    _emit(result, as_json, tables, svg, ("GPUs: tornado", result["tornado"]["gpus"]), html, "serve")
+    """Accelerators, power and cost to serve a day's tokens: users x queries, or tokens/day."""
+    with _one_line_errors():
+        raw = dict(locals())
+        n_draws, seed_ = _draws(draws, 100_000, seed)
+        accelerator_peak(accelerator, precision)
+        _exclusive({"prefill_mfu": prefill_mfu, "prefill_tok_s": prefill_tok_s})
+        _exclusive({"prefill_mfu": prefill_mfu, "prefill_tok_s_per_node": prefill_tok_s_per_node})
+        _exclusive(
+            {"prefill_tok_s": prefill_tok_s, "prefill_tok_s_per_node": prefill_tok_s_per_node}
+        )
+        _exclusive({"decode_mbu": decode_mbu, "decode_tok_s": decode_tok_s})
+        _exclusive({"decode_mbu": decode_mbu, "decode_tok_s_per_node": decode_tok_s_per_node})
+        _exclusive({"decode_tok_s": decode_tok_s, "decode_tok_s_per_node": decode_tok_s_per_node})
+        if prefill_measured_hit_rate is not None and not (prefill_tok_s or prefill_tok_s_per_node):
+            raise PlanInputError(
+                "--prefill-measured-hit-rate", "applies to --prefill-tok-s(-per-node): give one"
+            )
+        per_day = (input_tokens_per_day, output_tokens_per_day)
+        if (per_day[0] is None) != (per_day[1] is None):
+            missing = "--output-tokens-per-day" if per_day[1] is None else "--input-tokens-per-day"
+            raise PlanInputError(
+                missing, "give both --input-tokens-per-day and --output-tokens-per-day"
+            )
+        if per_day[0] is not None:
+            _exclusive({"input_tokens_per_day": input_tokens_per_day, "daily_users": daily_users})
+            _exclusive({"input_tokens_per_day": input_tokens_per_day, "queries": queries})
+        if not disaggregated:
+            for k in ("prefill_gpus_per_replica", "decode_gpus_per_replica"):
+                if raw[k] is not None:
+                    raise PlanInputError(f"--{k.replace('_', '-')}", "applies to --disaggregated")
+        n: dict[str, Input | None] = {}
+        for k, (rng, default) in SERVE_INPUTS.items():
+            if per_day[0] is not None and k in ("daily_users", "queries"):
+                continue
+            n[SERVE_NAMES.get(k, k)] = number(raw[k] if raw[k] is not None else default, k, rng)
+        _not_above(n["params_active"], n["params_total"], "--active-params", "--params")
+        n["params_active"] = n["params_active"] or n["params_total"]
+        result = commands.plan_serve(
+            accelerator=accelerator,
+            precision=precision,
+            disaggregated=disaggregated,
+            draws=n_draws,
+            seed=seed_,
+            **n,
+        )
+        mode = "disaggregated prefill/decode" if disaggregated else "co-located"
+        tables = [
+            render.quantile_table(
+                f"serving on {accelerator} ({precision}, {mode})",
+                result["outputs"],
+                render.SERVE_KEYS,
+            ),
+            render.tornado_table("what moves the GPU count", result["tornado"]["gpus"]),
+        ]
+        tornado = ("GPUs: tornado", result["tornado"]["gpus"])
+        _emit(result, as_json, tables, svg, tornado, html, "serve")
 
 
 @plan_app.command()
 def fleet(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML, e.g. scenarios/meta-2025.yaml.")],
-    draws: DrawsOpt = 20_000,
-    seed: SeedOpt = 0,
+    draws: FleetDrawsOpt = None,
+    seed: SeedOpt = None,
     as_json: JsonOpt = False,
     svg: SvgOpt = None,
     html: HtmlOpt = None,
 ) -> None:
     """A multi-year build-out by quarter: chips, GW, capex, depreciation, tax, cash, runway."""
-    try:
-        result = commands.plan_fleet(scenario, draws, seed)
-    except ScenarioError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
-    o = result["outputs"]
-    checks = check_fleet(o) if result["scenario"] == "meta-2025" else []
-    result["checks"] = checks
-    tables: list[Any] = []
-    if checks:
-        tables.append(
-            render.checks_table(f"{result['scenario']}: reproduced public figures", checks)
-        )
-    tables += [render.quantile_table(t, o, keys) for t, keys in render.fleet_tables(o)]
-    first = next(iter(result["tornado"].items()), None)
-    if first:
-        tables.append(render.tornado_table(f"what moves {first[0]}", first[1]))
-    _emit(result, as_json, tables, svg, first, html, "fleet", sources(scenario) if html else None)
+    with _one_line_errors():
+        n_draws, seed_ = _draws(draws, 20_000, seed)
+        result = commands.plan_fleet(scenario, n_draws, seed_)
+        o = result["outputs"]
+        checks = check_fleet(o) if result["scenario"] == "meta-2025" else []
+        result["checks"] = checks
+        tables: list[Any] = []
+        if checks:
+            tables.append(
+                render.checks_table(f"{result['scenario']}: reproduced public figures", checks)
+            )
+        tables += [render.quantile_table(t, o, keys) for t, keys in render.fleet_tables(o)]
+        first = next(iter(result["tornado"].items()), None)
+        if first:
+            tables.append(render.tornado_table(f"what moves {first[0]}", first[1]))
+        srcs = sources(scenario) if html else None
+        _emit(result, as_json, tables, svg, first, html, "fleet", srcs)
 
 
 @plan_app.command()
-def validate(draws: DrawsOpt = 100_000, seed: SeedOpt = 0, as_json: JsonOpt = False) -> None:
-    """Reproduce published training runs from their published inputs."""
-    rows = validate_all(draws, seed)
-    _emit({"runs": rows}, as_json, [render.validation_table(rows)], None, None)
+def validate(draws: DrawsOpt = None, seed: SeedOpt = None, as_json: JsonOpt = False) -> None:
+    """Reproduce published training and serving runs from their published inputs."""
+    with _one_line_errors():
+        n_draws, seed_ = _draws(draws, 100_000, seed)
+        rows = validate_all(n_draws, seed_)
+        _emit({"runs": rows}, as_json, [render.validation_table(rows)], None, None)
     if not all(r["pass"] for r in rows):
         raise typer.Exit(1)

@@ -68,13 +68,17 @@ def test_fleet_page_numbers_charts_sources(tmp_path: Path) -> None:
         assert t in titles
     assert "Runway: months of capex in cash" in titles
     assert sum(t.endswith(": tornado") for t in titles) == len(result["tornado"]) > 0
-    # 2025 capex ($66-72B guidance) exactly as the terminal table formats it; seed 0, 500 draws.
-    q = result["outputs"]["2025.capex_b"]
-    assert render.num(q["p50"]) == "68.7"
+    # 2026 capex ($115-135B guidance) exactly as the terminal table formats it; seed 0, 500
+    # draws.
+    q = result["outputs"]["2026.capex_b"]
+    assert render.num(q["p50"]) == "125"
     cells = "".join(f'<td class="num">{render.num(q[p])}</td>' for p in ("p10", "p50", "p90"))
-    assert f"<td>2025.capex_b</td>{cells}" in html
+    assert f"<td>2026.capex_b</td>{cells}" in html
     assert "Meta Sustainability Report 2024" in html  # pue's source comment
-    assert "uniform 66 to 72" in html
+    assert "uniform 115 to 135" in html
+    # physical accelerators next to H100-equivalents, and the cash reconciliation
+    assert "<td>2025Q4.fleet_chips</td>" in html and "<td>2025Q4.fleet_h100e</td>" in html
+    assert "<td>2025Q2.cash_unexplained_b</td>" in html
 
 
 def test_sources_walk_up_to_the_nearest_comment() -> None:

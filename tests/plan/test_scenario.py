@@ -23,7 +23,7 @@ def _write(tmp_path: Path, edit) -> Path:
 
 def test_meta_2025_loads() -> None:
     s = load_scenario(META)
-    assert s.name == "meta-2025" and len(s.campuses) == 2
+    assert s.name == "meta-2025" and len(s.campuses) == 3
     assert s.company.marketable_securities_b == 33.93  # separate from cash
 
 
@@ -42,9 +42,9 @@ def test_meta_2025_loads() -> None:
         ),
         (lambda r: r.update(end="2024Q4"), "end", "before start"),
         (
-            lambda r: r["financing"][0].update(quarter="2030Q1"),
+            lambda r: r["financing"][0].update(quarter="2034Q1"),
             "financing.0.quarter",
-            "outside 2025Q1..2026Q4",
+            "outside 2025Q1..2032Q4",
         ),
         (
             lambda r: r["campuses"][1].update(online_target="2025Q2"),

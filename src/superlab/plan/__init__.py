@@ -7,8 +7,9 @@ Every model (``training_outputs``, ``serving_outputs``, ``fleet_model(s)``) is a
 function of keyword numpy arrays returning ``{output: array}``, so
 ``montecarlo.simulate`` gives p10/p50/p90 of every output and ``tornado`` the
 inputs that matter. Modules: catalog, estimate, memory, serving, depreciation,
-tax, scenario (schema/loader), fleet (quarters -> cash), montecarlo, validation
-(published runs), commands (what the CLI computes), render (tables, SVG).
+tax, scenario (schema/loader), fleet (quarters -> cash), montecarlo, inputs (the
+valid range of every CLI input, one-line errors), validation (published runs),
+commands (what the CLI computes), render (tables, SVG).
 """
 
 from superlab.plan.catalog import (

@@ -13,6 +13,7 @@ from typing import Any
 from superlab.plan.catalog import get_accelerator
 from superlab.plan.estimate import training_outputs
 from superlab.plan.fleet import fleet_model, uncertain_inputs
+from superlab.plan.inputs import DRAWS, SEED, accelerator_peak, check
 from superlab.plan.memory import Layout, training_memory
 from superlab.plan.montecarlo import Dist, Input, quantile, simulate, tornado
 from superlab.plan.scenario import load_scenario
@@ -102,8 +103,9 @@ def plan_train(
     seed: int = 0,
 ) -> dict[str, Any]:
     """A training-run estimate with uncertainty, tornado data and a memory check."""
+    _check_draws(draws, seed)
+    peak = accelerator_peak(accelerator, precision)
     acc = get_accelerator(accelerator)
-    peak = acc.peak_tflops(precision)  # type: ignore[arg-type]
     inputs: dict[str, Input] = {
         "params_active": params_active,
         "tokens": tokens,
@@ -151,17 +153,25 @@ def plan_serve(
     *,
     accelerator: str = "h100-sxm",
     precision: str = "bf16",
+    disaggregated: bool = False,
     draws: int = 100_000,
     seed: int = 0,
     **inputs: Any,
 ) -> dict[str, Any]:
-    """A serving-fleet estimate with uncertainty and tornado data."""
+    """A serving-fleet estimate with uncertainty and tornado data.
+
+    ``disaggregated``: separate prefill and decode pools (``serving`` module docstring).
+    Weights take 1 byte per parameter at fp8 and 2 at bf16; the KV cache stays 16-bit.
+    """
+    _check_draws(draws, seed)
     acc = get_accelerator(accelerator)
     fixed = {
-        "peak_tflops": acc.peak_tflops(precision),  # type: ignore[arg-type]
+        "peak_tflops": accelerator_peak(accelerator, precision),
         "bandwidth_tb_s": acc.bandwidth_tb_s,
         "memory_gb": acc.memory_gb,
         "power_per_gpu_w": acc.all_in_power_w(),
+        "bytes_per_param": 1.0 if precision == "fp8" else 2.0,
+        "disaggregated": disaggregated,
     }
     inputs = {k: v for k, v in inputs.items() if v is not None}
     inputs.setdefault("price_per_gpu_hour", _price(accelerator, None, "rent_usd_per_hour"))
@@ -172,9 +182,10 @@ def plan_serve(
     return {
         "accelerator": accelerator,
         "precision": precision,
+        "disaggregated": disaggregated,
         "inputs": _describe(inputs),
         "outputs": simulate(model, inputs, draws, seed),
-        "tornado": {"gpus": tornado(model, inputs, "gpus")},
+        "tornado": {k: tornado(model, inputs, k) for k in ("gpus", "gpus_avg")},
         "draws": draws,
         "seed": seed,
     }
@@ -182,15 +193,18 @@ def plan_serve(
 
 def plan_fleet(path: Path, draws: int = 20_000, seed: int = 0) -> dict[str, Any]:
     """Every fleet output by quarter and year, with p10/p50/p90, and tornado data."""
+    _check_draws(draws, seed)
     scenario = load_scenario(path)
     inputs = uncertain_inputs(scenario)
     model = fleet_model(scenario)
     outputs = simulate(model, inputs, draws, seed)
-    # A tornado only for outputs that vary: a fixed output has nothing to attribute.
+    # A tornado only for outputs that vary (a fixed output has nothing to attribute):
+    # months of capex a financing covers, and free cash flow by year.
     targets = [
         k
         for k, v in outputs.items()
-        if k.endswith(("months_of_capex_covered", ".fcf_b")) and v["p90"] > v["p10"]
+        if (k.endswith("months_of_capex_covered") or (k.endswith(".fcf_b") and "Q" not in k))
+        and v["p90"] > v["p10"]
     ]
     return {
         "scenario": scenario.name,
@@ -202,6 +216,12 @@ def plan_fleet(path: Path, draws: int = 20_000, seed: int = 0) -> dict[str, Any]
         "draws": draws,
         "seed": seed,
     }
+
+
+def _check_draws(draws: int, seed: int) -> None:
+    """``--draws`` in [1, 10M] and ``--seed`` >= 0, else PlanInputError naming the option."""
+    check(float(draws), "--draws", DRAWS)
+    check(float(seed), "--seed", SEED)
 
 
 def _describe(inputs: dict[str, Any]) -> dict[str, Any]:

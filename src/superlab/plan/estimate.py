@@ -119,6 +119,32 @@ def training_outputs(
     return out
 
 
+def attention_flops_per_token(
+    layers: int, d_model: int, seq_len: int, n_heads: int | None = None
+) -> float:
+    """Training attention FLOPs per token of a causal, full-attention model of this shape.
+
+    No second copy of the formula: this is ``superlab.model.counts.flops_per_token``'s
+    ``attention`` term for a ``ModelConfig`` of that shape, i.e. 12 x layers x d_attn x
+    (seq_len + 1) / 2 with d_attn = n_heads x head_dim = d_model (Kaplan et al. 2020,
+    table 1, x 3 for training; causal: a query sees (T + 1) / 2 keys on average). Raises
+    ``ValueError`` (one line) for a shape ``ModelConfig`` refuses (e.g. heads not
+    dividing d_model).
+    """
+    from pydantic import ValidationError
+
+    from superlab.config.recipe import ModelConfig
+    from superlab.model import counts
+
+    try:
+        cfg = ModelConfig(d_model=d_model, n_layers=layers, n_heads=n_heads or 1, vocab_size=2)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = "".join(f"{x}: " for x in first["loc"])
+        raise ValueError(where + str(first["msg"]).removeprefix("Value error, ")) from None
+    return counts.flops_per_token(cfg, seq_len)["attention"]
+
+
 def _check(
     name: str, value: float, *, low: float = 0.0, strict: bool = True, high: float | None = None
 ) -> None:

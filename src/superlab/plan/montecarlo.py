@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 Z90 = 1.2815515655446004  # standard normal quantile at 0.9: p10/p90 = mu -/+ 1.2816 sigma
 DEFAULT_DRAWS = 100_000
@@ -65,20 +65,48 @@ def as_input(value: Any) -> Input:
 
 
 def parse(text: str) -> Input:
-    """CLI form: ``3``, ``0.38:0.43`` (uniform), ``lo:mode:hi`` (triangular), ``lognormal:a:b``."""
-    parts = text.split(":")
-    if parts[0] in ("uniform", "normal", "lognormal", "triangular"):
-        kind, nums = parts[0], [float(p) for p in parts[1:]]
-    else:
-        nums = [float(p) for p in parts]
-        kind = {1: "fixed", 2: "uniform", 3: "triangular"}.get(len(nums), "bad")
+    """CLI form: ``3``, ``0.38:0.43`` (uniform), ``lo:mode:hi`` (triangular), ``lognormal:a:b``.
+
+    Raises ``ValueError`` with a one-line message (never pydantic's multi-line text).
+    """
+    usage = f"cannot read {text!r}: use 3, 0.38:0.43, 1:2:4 or lognormal:1:4"
+    parts = text.strip().split(":")
+    kind = parts[0] if parts[0] in ("uniform", "normal", "lognormal", "triangular") else ""
+    try:
+        nums = [float(p) for p in (parts[1:] if kind else parts)]
+    except ValueError:
+        raise ValueError(usage) from None
+    bad = [p for p, x in zip(parts[1:] if kind else parts, nums, strict=True) if not np.isfinite(x)]
+    if bad:
+        raise ValueError(f"{text!r}: {bad[0]!r} is not a finite number")
+    kind = kind or {1: "fixed", 2: "uniform", 3: "triangular"}.get(len(nums), "bad")
     if kind == "fixed":
         return nums[0]
-    if kind == "triangular" and len(nums) == 3:
-        return Dist(dist="triangular", low=nums[0], mode=nums[1], high=nums[2])
-    if len(nums) != 2 or kind in ("bad", "triangular"):
-        raise ValueError(f"cannot read {text!r}: use 3, 0.38:0.43, 1:2:4 or lognormal:1:4")
-    return Dist(dist=kind, low=nums[0], high=nums[1])  # type: ignore[arg-type]
+    if len(nums) != (3 if kind == "triangular" else 2) or kind == "bad":
+        raise ValueError(usage)
+    try:
+        if kind == "triangular":
+            return Dist(dist="triangular", low=nums[0], mode=nums[1], high=nums[2])
+        return Dist(dist=kind, low=nums[0], high=nums[1])  # type: ignore[arg-type]
+    except ValidationError as e:
+        msg = str(e.errors()[0]["msg"]).removeprefix("Value error, ")
+        raise ValueError(f"{text!r}: {msg}") from None
+
+
+def support(value: Input) -> tuple[float, float]:
+    """The smallest and largest value a draw of ``value`` can take (may be infinite).
+
+    A number is itself; uniform and triangular stay within [low, high]; a lognormal is
+    any positive number and a normal any number, whatever their p10 and p90.
+    """
+    value = as_input(value)
+    if not isinstance(value, Dist):
+        return float(value), float(value)
+    if value.dist in ("uniform", "triangular") or value.low == value.high:
+        return value.low, value.high
+    if value.dist == "lognormal":  # every positive number, never 0 itself
+        return float(np.nextafter(0.0, 1.0)), float("inf")
+    return float("-inf"), float("inf")
 
 
 def sample(value: Any, n: int, rng: np.random.Generator) -> np.ndarray | float:

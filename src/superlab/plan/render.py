@@ -21,15 +21,27 @@ TRAIN_KEYS = (
 )
 SERVE_KEYS = (
     "queries_per_s_peak",
+    "input_tok_s_avg",
+    "computed_input_tok_s_avg",
+    "output_tok_s_avg",
     "kv_gb_per_sequence",
     "kv_fits",
     "batch_per_replica",
     "prefill_tok_s_per_gpu",
     "decode_tok_s_per_gpu",
+    "prefill_gpus_avg",
+    "decode_gpus_avg",
+    "gpus_avg",
+    "nodes_avg",
+    "replicas",
+    "prefill_replicas",
+    "decode_replicas",
     "gpus",
+    "nodes",
     "it_power_mw",
     "facility_power_mw",
     "energy_mwh_per_year",
+    "rented_cost_usd_per_day_avg",
     "rented_cost_usd_per_year",
     "cost_per_million_output_tokens",
 )
@@ -47,6 +59,32 @@ def fleet_tables(outputs: dict[str, Any]) -> list[tuple[str, list[str]]]:
     specs = [(y, sorted(k for k in outputs if k.startswith(y + "."))) for y in years]
     cash = [f"{q}.cash_b" for q in quarters] + [f"{q}.months_of_capex_in_cash" for q in quarters]
     specs.append(("cash by quarter ($B)", cash))
+    # Reported cash against the model's, what the named uses leave unexplained.
+    recon = [q for q in quarters if f"{q}.cash_unexplained_b" in outputs]
+    uses = (
+        "ocf_b",
+        "ocf_model_gap_b",
+        "capex_b",
+        "buybacks_b",
+        "dividends_b",
+        "investments_b",
+        "financing_b",
+        "cash_modelled_b",
+        "cash_b",
+        "cash_unexplained_b",
+    )
+    specs.append(("cash reconciliation ($B)", [f"{q}.{k}" for q in recon for k in uses]))
+    # Physical accelerators and H100-equivalents side by side, at the end of each year
+    # with purchases (the counts stay flat after the last one).
+    bought = {y for y in years if f"{y}.new_h100e" in outputs}
+    ends = [q for q in quarters if q.endswith("Q4") and q[:4] in bought] or quarters[-1:]
+    units = ("fleet_chips", "fleet_h100e", "h100e_per_chip")
+    specs.append(
+        (
+            "fleet at year end: physical accelerators, H100e",
+            [f"{q}.{k}" for q in ends for k in units],
+        )
+    )
     specs.append(("financing", sorted(k for k in outputs if k.startswith("financing."))))
     return specs
 
@@ -109,7 +147,7 @@ def memory_table(mem: dict[str, Any]) -> Table:
 
 def validation_table(rows: list[dict[str, Any]]) -> Table:
     """Published vs ours for every validation run."""
-    t = Table(title="published training runs, reproduced from published inputs")
+    t = Table(title="published training and serving runs, reproduced from published inputs")
     for col in (
         "run",
         "metric",
@@ -124,14 +162,19 @@ def validation_table(rows: list[dict[str, Any]]) -> Table:
         t.add_column(col, justify="left" if col in ("run", "metric") else "right")
     for r in rows:
         status = ("PASS" if r["pass"] else "FAIL") + (" (known gap)" if r["kind"] == "gap" else "")
+        nodes = r["metric"] == "nodes_avg"  # published to 2 decimals (226.75)
+
+        def fmt(v: Any, nodes: bool = nodes) -> str:
+            return f"{v:,.2f}" if nodes else num(v)
+
         t.add_row(
             r["name"],
             r["metric"],
-            num(r["published"]),
-            num(r["p10"]),
-            num(r["p50"]),
-            num(r["p90"]),
-            f"{r['rel_error']:+.1%}",
+            fmt(r["published"]),
+            fmt(r["p10"]),
+            fmt(r["p50"]),
+            fmt(r["p90"]),
+            f"{r['rel_error']:+.2%}" if nodes else f"{r['rel_error']:+.1%}",
             num(r.get("implied_tflops_per_gpu")),
             status,
         )

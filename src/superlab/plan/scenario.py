@@ -72,16 +72,50 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Investment(Section):
+    """Cash paid for a stake in another company (Meta's 49% of Scale AI), in one quarter."""
+
+    name: str
+    quarter: Quarter
+    amount_b: Amount
+
+
 class Company(Section):
-    """The company's cash, earnings, capex and returns ($B; by year or by quarter)."""
+    """The company's cash, earnings, capex and uses of cash ($B; by year or by quarter).
+
+    A ``*_b`` figure by year is the year's total; its ``*_actual_b`` quarters replace their
+    share and the rest of the year is spread evenly over the other quarters.
+    """
 
     cash_start_b: Amount
     marketable_securities_b: Amount = 0.0  # reported, never counted as cash
     cash_actual_b: dict[Quarter, Amount] = {}  # reconcile the model to reported cash
     ebitda_b: dict[int, Number]
+    # Reported operating cash flow replaces EBITDA - tax - interest in its quarter.
+    ocf_actual_b: dict[Quarter, Number] = {}
     capex_b: dict[int, Amount]
     capex_actual_b: dict[Quarter, Amount] = {}
-    shareholder_returns_b: dict[int, Amount] = {}
+    buybacks_b: dict[int, Amount] = {}
+    buybacks_actual_b: dict[Quarter, Amount] = {}
+    dividends_b: dict[int, Amount] = {}
+    dividends_actual_b: dict[Quarter, Amount] = {}
+    shareholder_returns_b: dict[int, Amount] = {}  # buybacks + dividends, when not split
+    investments: list[Investment] = []
+
+    @model_validator(mode="after")
+    def _actuals_within_totals(self) -> Company:
+        for field in ("capex", "buybacks", "dividends"):
+            totals, actuals = getattr(self, f"{field}_b"), getattr(self, f"{field}_actual_b")
+            for y, total in totals.items():
+                known = sum(p50(v) for q, v in actuals.items() if q.startswith(str(y)))
+                n = sum(q.startswith(str(y)) for q in actuals)
+                if n < 4 and known > p50(total) + 1e-9:
+                    raise FieldError(
+                        f"{field}_b.{y}",
+                        f"{field} {y} total ({p50(total):g}, median) is below its quarterly "
+                        f"actuals ({known:g})",
+                    )
+        return self
 
 
 class Purchase(Section):
@@ -93,6 +127,9 @@ class Purchase(Section):
     units: Amount
     unit: Literal["chips", "h100e"] = "chips"
     accelerator: str = "h100-sxm"
+    # A mix of chips bought under one name: its mean H100e per physical chip (default:
+    # the named accelerator's). Sets the physical count; power and price stay per unit.
+    h100e_per_chip: Amount | None = None
     price_usd: Amount | None = None  # per unit; None = the catalog's price range
     campus: str | None = None
 
@@ -101,6 +138,9 @@ class Purchase(Section):
         if (self.year is None) == (self.quarter is None):
             raise FieldError("year", "give exactly one of 'year' or 'quarter'")
         acc = get_accelerator(self.accelerator)  # unknown names fail here, listing known ones
+        mix = self.h100e_per_chip
+        if mix is not None and (mix.low if isinstance(mix, Dist) else mix) <= 0:
+            raise FieldError("h100e_per_chip", f"must be > 0, got {mix!r}")
         if self.price_usd is None and acc.price_usd is None:
             raise FieldError("price_usd", f"{acc.name} has no catalog price; give price_usd")
         return self
@@ -184,7 +224,10 @@ class Scenario(Section):
     start: Quarter
     end: Quarter
     units: Literal["chips", "h100e"] = "h100e"
-    fleet_start_units: Amount = 0.0
+    fleet_start_units: Amount = 0.0  # in ``units``
+    # The starting fleet in the other unit, for physical chips and H100e side by side.
+    fleet_start_chips: Amount | None = None  # physical accelerators (units: h100e)
+    fleet_start_h100e: Amount | None = None  # H100-equivalents (units: chips)
     pue: Amount = 1.2
     homes_per_gw: Amount = 750_000.0
     company: Company
@@ -204,8 +247,25 @@ class Scenario(Section):
             if not lo <= qindex(q) <= hi:
                 raise FieldError(field, f"{q} is outside {self.start}..{self.end}")
 
+        years = range(lo // 4, hi // 4 + 1)
+        for field in ("ebitda_b", "capex_b"):
+            missing = [y for y in years if y not in getattr(self.company, field)]
+            if missing:
+                raise FieldError(
+                    f"company.{field}",
+                    f"no figure for {', '.join(map(str, missing))} "
+                    f"(the horizon runs {self.start}..{self.end})",
+                )
+        other = "fleet_start_h100e" if self.units == "h100e" else "fleet_start_chips"
+        if getattr(self, other) is not None:
+            raise FieldError(other, f"units is {self.units}: give fleet_start_units instead")
         for i, p in enumerate(self.accelerators):
             within(f"accelerators.{i}.quarter", p.quarter or f"{p.year}Q1")
+        for i, inv in enumerate(self.company.investments):
+            within(f"company.investments.{i}.quarter", inv.quarter)
+        for field in ("capex", "buybacks", "dividends", "ocf"):
+            for q in getattr(self.company, f"{field}_actual_b"):
+                within(f"company.{field}_actual_b.{q}", q)
         for i, f in enumerate(self.financing):
             within(f"financing.{i}.quarter", f.quarter)
         for q in self.company.cash_actual_b:

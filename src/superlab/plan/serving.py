@@ -1,11 +1,18 @@
-"""Serving estimate: accelerators, power and cost for D daily users at Q queries each.
+"""Serving estimate: accelerators, power and cost for a day's input and output tokens.
 
 The formulas (elementwise over numpy arrays, so any input may be a distribution):
 
-- peak queries/s = D x Q / 86,400 x peak-to-average ratio.
+- demand: D daily users x Q queries x (input, output) tokens per query, or input and
+  output tokens per day given directly (DeepSeek publishes those); tokens/s = per day
+  / 86,400. A share h of the input tokens hits a prefix (KV) cache and is not computed:
+  prefill computes input x (1 - h) tokens.
 - prefill tokens/s per GPU = peak FLOP/s x prefill MFU / (2 x N_active): prefill is
-  compute-bound, 2 FLOPs per active parameter per token (forward only; attention
-  over the prompt is left out, small for prompts under ~8k tokens).
+  compute-bound, 2 FLOPs per active parameter per computed token (forward only;
+  attention over the prompt is left out, small for prompts under ~8k tokens). A
+  measured throughput (per GPU, or per node / GPUs per node) may count cache hits:
+  measured at hit share h0, it computes throughput x (1 - h0) tokens/s, and that is
+  what the GPU count divides by. (A cache hit costs a disk read, not prefill compute;
+  the read is left out.)
 - decode is bandwidth-bound: one step of a replica of G GPUs reads all weights
   once plus every running sequence's KV cache, so step time =
   (weight bytes + B x KV bytes per sequence) / (G x bandwidth x MBU), or the compute
@@ -14,9 +21,14 @@ The formulas (elementwise over numpy arrays, so any input may be a distribution)
 - the batch B is the largest that fits: KV memory = G x HBM x 0.9 - weights,
   KV bytes per sequence = 2 (K, V) x layers x kv_heads x head_dim x bytes x
   (input + output / 2) tokens (the mean context while decoding). B < 1 = KV check fails.
-- GPUs = ceil(prefill tokens/s / prefill per GPU + decode tokens/s / decode per GPU),
-  rounded up to whole replicas; power and cost follow the training formulas for a
-  fleet provisioned for the peak and powered all year.
+- GPUs busy on average: prefill = computed input tokens/s / prefill per GPU, decode =
+  output tokens/s / decode per GPU; their sum (fractional) is the average fleet, what
+  a fleet that follows the load (DeepSeek's: fewer nodes at night) holds on average.
+- provisioned for the peak (average x peak-to-average), in whole replicas: co-located,
+  ceil(busy GPUs x peak / G) replicas of G GPUs doing both; disaggregated, separate
+  prefill and decode pools, each ceil(pool GPUs x peak / its replica size) replicas.
+  Power and rented cost per year follow the training formulas for that peak fleet,
+  powered all year; cost per day on average is the average fleet x 24 h x price.
 """
 
 from __future__ import annotations
@@ -40,11 +52,8 @@ MAX_BATCH = 256  # engine cap on concurrent sequences per replica (vLLM's defaul
 
 def serving_outputs(
     *,
-    daily_users: Any,
-    queries_per_user: Any,
     input_tokens: Any,
     output_tokens: Any,
-    peak_to_average: Any = 2.0,
     params_total: Any,
     params_active: Any,
     layers: Any,
@@ -53,7 +62,17 @@ def serving_outputs(
     peak_tflops: Any,
     bandwidth_tb_s: Any,
     memory_gb: Any,
+    daily_users: Any = None,
+    queries_per_user: Any = None,
+    input_tokens_per_day: Any = None,
+    output_tokens_per_day: Any = None,
+    cache_hit_rate: Any = 0.0,
+    peak_to_average: Any = 2.0,
     gpus_per_replica: Any = 8,
+    disaggregated: bool = False,
+    prefill_gpus_per_replica: Any = None,
+    decode_gpus_per_replica: Any = None,
+    gpus_per_node: Any = 8,
     bytes_per_param: Any = 2.0,
     kv_bytes: Any = 2.0,
     prefill_mfu: Any = PREFILL_MFU,
@@ -62,14 +81,35 @@ def serving_outputs(
     max_batch: Any = MAX_BATCH,
     prefill_tok_s_per_gpu: Any = None,
     decode_tok_s_per_gpu: Any = None,
+    prefill_tok_s_per_node: Any = None,
+    decode_tok_s_per_node: Any = None,
+    prefill_measured_hit_rate: Any = 0.0,
     power_per_gpu_w: Any = None,
     pue: Any = 1.2,
     price_per_gpu_hour: Any = 0.0,
 ) -> dict[str, Any]:
-    """Every derived number of a serving fleet; formulas in the module docstring."""
-    qps_avg = np.asarray(daily_users) * queries_per_user / SECONDS_PER_DAY
-    qps_peak = qps_avg * peak_to_average
+    """Every derived number of a serving fleet; formulas in the module docstring.
+
+    Demand is ``daily_users`` x ``queries_per_user`` x tokens per query, or
+    ``input_tokens_per_day`` and ``output_tokens_per_day``; ``input_tokens`` and
+    ``output_tokens`` per query also set the KV cache a sequence holds.
+    """
+    per_day = input_tokens_per_day is not None or output_tokens_per_day is not None
+    if per_day and (input_tokens_per_day is None or output_tokens_per_day is None):
+        raise ValueError("give both input_tokens_per_day and output_tokens_per_day")
+    if not per_day and (daily_users is None or queries_per_user is None):
+        raise ValueError("give daily_users and queries_per_user, or tokens per day")
+    if per_day:
+        in_tok_s = np.asarray(input_tokens_per_day, dtype=float) / SECONDS_PER_DAY
+        out_tok_s = np.asarray(output_tokens_per_day, dtype=float) / SECONDS_PER_DAY
+        qps_avg = out_tok_s / output_tokens
+    else:
+        qps_avg = np.asarray(daily_users, dtype=float) * queries_per_user / SECONDS_PER_DAY
+        in_tok_s, out_tok_s = qps_avg * input_tokens, qps_avg * output_tokens
+    computed_in_tok_s = in_tok_s * (1.0 - np.asarray(cache_hit_rate))
     g = np.asarray(gpus_per_replica, dtype=float)
+    g_prefill = g if prefill_gpus_per_replica is None else np.asarray(prefill_gpus_per_replica)
+    g_decode = g if decode_gpus_per_replica is None else np.asarray(decode_gpus_per_replica)
     weights = np.asarray(params_total) * bytes_per_param
     kv_per_seq = (
         2.0
@@ -79,37 +119,66 @@ def serving_outputs(
         * kv_bytes
         * (np.asarray(input_tokens) + np.asarray(output_tokens) / 2.0)
     )
-    kv_free = g * memory_gb * 1e9 * USABLE_FRACTION - weights
+    kv_free = g_decode * memory_gb * 1e9 * USABLE_FRACTION - weights
     batch_fit = np.floor(np.maximum(kv_free, 0.0) / kv_per_seq)
     batch = np.maximum(np.minimum(batch_fit, max_batch), 1.0)
-    if prefill_tok_s_per_gpu is None:
-        prefill_tok_s_per_gpu = np.asarray(peak_tflops) * 1e12 * prefill_mfu / (2 * params_active)
+    if prefill_tok_s_per_node is not None:
+        prefill_tok_s_per_gpu = np.asarray(prefill_tok_s_per_node) / gpus_per_node
+    if prefill_tok_s_per_gpu is None:  # compute-bound: FLOP/s over 2 N per computed token
+        prefill_computed = np.asarray(peak_tflops) * 1e12 * prefill_mfu / (2 * params_active)
+    else:  # a measured rate that counts cache hits at share h0 computes (1 - h0) of it
+        prefill_computed = np.asarray(prefill_tok_s_per_gpu) * (1.0 - prefill_measured_hit_rate)
+    if decode_tok_s_per_node is not None:
+        decode_tok_s_per_gpu = np.asarray(decode_tok_s_per_node) / gpus_per_node
     if decode_tok_s_per_gpu is None:
-        mem_time = (weights + batch * kv_per_seq) / (g * bandwidth_tb_s * 1e12 * decode_mbu)
-        flop_time = batch * 2 * params_active / (g * np.asarray(peak_tflops) * 1e12 * decode_mfu)
-        decode_tok_s_per_gpu = batch / np.maximum(mem_time, flop_time) / g
-    busy = (
-        qps_peak * input_tokens / prefill_tok_s_per_gpu
-        + qps_peak * output_tokens / decode_tok_s_per_gpu
-    )
-    gpus = np.maximum(np.ceil(busy / g), 1.0) * g
-    out_tokens_year = qps_avg * output_tokens * SECONDS_PER_DAY * 365.25
-    cost_year = gpus * HOURS_PER_YEAR * price_per_gpu_hour
+        mem_time = (weights + batch * kv_per_seq) / (g_decode * bandwidth_tb_s * 1e12 * decode_mbu)
+        flop_time = (
+            batch * 2 * params_active / (g_decode * np.asarray(peak_tflops) * 1e12 * decode_mfu)
+        )
+        decode_tok_s_per_gpu = batch / np.maximum(mem_time, flop_time) / g_decode
+    prefill_gpus_avg = computed_in_tok_s / prefill_computed
+    decode_gpus_avg = out_tok_s / decode_tok_s_per_gpu
+    gpus_avg = prefill_gpus_avg + decode_gpus_avg
     out: dict[str, Any] = {
         "queries_per_s_avg": qps_avg,
-        "queries_per_s_peak": qps_peak,
+        "queries_per_s_peak": qps_avg * peak_to_average,
+        "input_tok_s_avg": in_tok_s,
+        "computed_input_tok_s_avg": computed_in_tok_s,
+        "output_tok_s_avg": out_tok_s,
         "kv_gb_per_sequence": kv_per_seq / 1e9,
         "batch_per_replica": batch,
         "kv_fits": batch_fit >= 1,
-        "prefill_tok_s_per_gpu": np.asarray(prefill_tok_s_per_gpu, dtype=float),
+        "prefill_tok_s_per_gpu": np.asarray(prefill_computed, dtype=float),
         "decode_tok_s_per_gpu": np.asarray(decode_tok_s_per_gpu, dtype=float),
-        "gpus": gpus,
-        "rented_cost_usd_per_year": cost_year,
-        "cost_per_million_output_tokens": cost_year / out_tokens_year * 1e6,
-        "it_power_mw": None,
-        "facility_power_mw": None,
-        "energy_mwh_per_year": None,
+        "prefill_gpus_avg": prefill_gpus_avg,
+        "decode_gpus_avg": decode_gpus_avg,
+        "gpus_avg": gpus_avg,
+        "nodes_avg": gpus_avg / gpus_per_node,
     }
+    if disaggregated:
+        prefill_replicas = np.maximum(np.ceil(prefill_gpus_avg * peak_to_average / g_prefill), 1)
+        decode_replicas = np.maximum(np.ceil(decode_gpus_avg * peak_to_average / g_decode), 1)
+        gpus = prefill_replicas * g_prefill + decode_replicas * g_decode
+        out["prefill_replicas"] = prefill_replicas
+        out["decode_replicas"] = decode_replicas
+    else:
+        replicas = np.maximum(np.ceil(gpus_avg * peak_to_average / g), 1.0)
+        gpus = replicas * g
+        out["replicas"] = replicas
+    out_tokens_year = out_tok_s * SECONDS_PER_DAY * 365.25
+    cost_year = gpus * HOURS_PER_YEAR * price_per_gpu_hour
+    out.update(
+        {
+            "gpus": gpus,
+            "nodes": gpus / gpus_per_node,
+            "rented_cost_usd_per_day_avg": gpus_avg * 24.0 * price_per_gpu_hour,
+            "rented_cost_usd_per_year": cost_year,
+            "cost_per_million_output_tokens": cost_year / out_tokens_year * 1e6,
+            "it_power_mw": None,
+            "facility_power_mw": None,
+            "energy_mwh_per_year": None,
+        }
+    )
     if power_per_gpu_w is not None:
         out["it_power_mw"] = gpus * power_per_gpu_w / 1e6
         out["facility_power_mw"] = out["it_power_mw"] * pue
