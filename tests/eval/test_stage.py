@@ -105,8 +105,12 @@ def test_eval_context_refuses_a_recipe_changed_outside_eval(tmp_path, run):
     assert stage.eval_context(other_eval, tmp_path / "runs").recipe.eval.batches == 1
     changed = recipe_dict(tmp_path)
     changed["train"]["seq_len"] = 32
-    with pytest.raises(StageError, match=r"train.seq_len: 64 vs 32"):
+    with pytest.raises(StageError, match=r"train.seq_len: 64 -> 32"):
         stage.eval_context(Recipe.model_validate(changed), tmp_path / "runs")
+    # How the data stage ran (executor, workers) never blocks evaluating its run.
+    fewer_workers = recipe_dict(tmp_path)
+    fewer_workers["data"] = {"workers": recipe.data.workers + 3}
+    assert stage.eval_context(Recipe.model_validate(fewer_workers), tmp_path / "runs")
     with pytest.raises(StageError, match="no run here"):
         stage.eval_context(recipe, tmp_path / "elsewhere")
 

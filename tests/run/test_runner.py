@@ -2,10 +2,13 @@
 
 import json
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import yaml
 
+from superlab.common.rundir import OPERATIONAL
 from superlab.config import Recipe
 from superlab.run import RunError, Stage, run_recipe
 from superlab.run.runner import StageFailed
@@ -26,6 +29,14 @@ STAGE_CODE = textwrap.dedent(
             raise KeyboardInterrupt
         (ctx.run.root / f"{name}.out").write_text("ok")
         return {"made": name}
+
+    def check(ctx):
+        name = __name__.split("_", 1)[1]
+        with Path(os.environ["FAKE_CALLS"]).open("a") as f:
+            f.write("check-" + name + "\\n")
+        if os.environ.get("FAKE_STALE") == name:
+            from superlab.common import StageError
+            raise StageError(name + "'s inputs changed")
     """
 )
 
@@ -151,3 +162,46 @@ def test_refresh_stage_reruns_after_other_work(tmp_path, table):
     res = run_recipe(recipe(), tmp_path / "runs", ["b"], table=refreshing)
     assert calls(tmp_path) == ["a", "b", "c", "b", "c"]  # c refreshed though not selected
     assert [o.name for o in res.outcomes] == ["b", "c"]
+
+
+def test_executor_and_workers_changes_resume_and_update_recipe_yaml(tmp_path, table):
+    run_recipe(recipe(data={"workers": 4}), tmp_path / "runs", ["a"], table=table)
+    # after an out-of-memory kill, fewer workers (or another executor) must resume the run
+    res = run_recipe(recipe(data={"workers": 1, "executor": "ray"}), tmp_path / "runs", table=table)
+    assert [o.status for o in res.outcomes] == ["done before", "ran", "ran"]
+    stored = yaml.safe_load(res.run.recipe.read_text())
+    assert (stored["data"]["workers"], stored["data"]["executor"]) == (1, "ray")
+    assert "recipe.yaml updated: data.executor: 'local' -> 'ray'; data.workers: 4 -> 1" in (
+        res.run.log.read_text()
+    )
+    with pytest.raises(RunError) as err:  # a real change is still refused, named alone
+        run_recipe(recipe(data={"workers": 2, "heldout_fraction": 0.1}), tmp_path / "runs")
+    assert "different recipe: data.heldout_fraction: 0.02 -> 0.1. Give" in str(err.value)
+    assert yaml.safe_load(res.run.recipe.read_text())["data"]["workers"] == 1
+
+
+def test_operational_fields_are_recipe_fields():
+    resolved = recipe().resolved()
+    for path in OPERATIONAL:
+        node = resolved
+        for key in path.split("."):
+            node = node[key]  # KeyError: a renamed field left behind in OPERATIONAL
+
+
+def checked(table):
+    return (replace(table[0], checked=True), *table[1:])
+
+
+def test_checked_stage_is_checked_on_every_run_even_when_complete(tmp_path, table, monkeypatch):
+    table = checked(table)
+    run_recipe(recipe(), tmp_path / "runs", table=table)
+    assert calls(tmp_path) == ["check-a", "a", "b", "c"]
+    monkeypatch.setenv("FAKE_STALE", "a")
+    with pytest.raises(RunError, match=r"^a's inputs changed$"):
+        run_recipe(recipe(), tmp_path / "runs", table=table)  # not "nothing to do"
+    (tmp_path / "runs" / "r" / ".done" / "b.json").unlink()
+    with pytest.raises(RunError, match=r"^a's inputs changed$"):  # b builds on a
+        run_recipe(recipe(), tmp_path / "runs", ["b"], table=table)
+    (tmp_path / "runs" / "r" / ".done" / "c.json").unlink()
+    run_recipe(recipe(), tmp_path / "runs", ["c"], table=table)  # c does not use a
+    assert calls(tmp_path) == ["check-a", "a", "b", "c", "check-a", "check-a", "c"]

@@ -36,6 +36,7 @@ from superlab.ablate.grid import GridError, RunSpec, expand
 from superlab.ablate.report import write_report
 from superlab.ablate.table import collect, summarize
 from superlab.common import RunDir, atomic_write_json
+from superlab.common.lifeline import die_with
 from superlab.run import run_recipe
 from superlab.run.display import Display
 from superlab.run.runner import sigterm_as_interrupt
@@ -87,8 +88,14 @@ def _run_parallel(
     on_done: Callable[[int, int, str], None] | None,
 ) -> None:
     # spawn: workers are this process's children (so an interrupt can reach them) and
-    # start without inherited threads or torch state.
-    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    # start without inherited threads or torch state; each ends when this process dies, even
+    # by SIGKILL, instead of training on as an orphan.
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=die_with,
+        initargs=(os.getpid(),),
+    )
     try:
         with sigterm_as_interrupt():  # SIGTERM unwinds this process like Ctrl-C
             pending = {pool.submit(_train_and_eval, spec, runs_dir) for spec in runs}

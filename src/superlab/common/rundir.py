@@ -1,9 +1,21 @@
-"""The layout of ``runs/<name>/`` (see DESIGN.md, "A run"): one place names every path."""
+"""The layout of ``runs/<name>/`` (see DESIGN.md, "A run"): one place names every path.
+
+Also the one rule for which recipe changes a run directory may be resumed with.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+# Recipe fields that decide how a run is carried out, never what it writes: the data
+# stage's outputs are byte-identical whatever the executor and the number of workers
+# (tests/data/pipeline/test_determinism.py). Changing them never blocks a resume (after
+# an out-of-memory kill, fewer workers is the usual fix), and the data manifest leaves
+# them out. Every other field changes results. CLI switches such as --quiet are not
+# recipe fields and never reach this check.
+OPERATIONAL = frozenset({"data.executor", "data.workers"})
 
 
 @dataclass(frozen=True)
@@ -76,3 +88,37 @@ class RunDir:
 
     def marker(self, stage: str) -> Path:
         return self.markers / f"{stage}.json"
+
+
+def recipe_changes(before: Any, after: Any) -> tuple[list[str], list[str]]:
+    """Leaves that differ between two resolved recipes, ``field: old -> new``, split in two:
+    those that block a resume, and those in ``OPERATIONAL``, which do not."""
+    blocking: list[str] = []
+    operational: list[str] = []
+    for path, old, new in _leaf_diff(before, after, ""):
+        where = operational if path in OPERATIONAL else blocking
+        where.append(f"{path}: {old!r} -> {new!r}")
+    return blocking, operational
+
+
+def without_operational(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A copy of (part of) a resolved recipe without its ``OPERATIONAL`` fields.
+
+    ``prefix`` is the dotted path of ``tree`` itself ("" for the whole recipe).
+    """
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        path = f"{prefix}{key}"
+        if path in OPERATIONAL:
+            continue
+        out[key] = without_operational(value, path + ".") if isinstance(value, dict) else value
+    return out
+
+
+def _leaf_diff(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _leaf_diff(a.get(k, "<unset>"), b.get(k, "<unset>"), f"{prefix}{k}.")
+        return out
+    return [] if a == b else [(prefix.rstrip("."), a, b)]

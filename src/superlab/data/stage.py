@@ -5,7 +5,8 @@ stats, written last by atomic rename). A run skips complete sub-steps and redoes
 first incomplete one and every one after it, discarding their outputs first. ``clean``
 is itself resumable shard by shard (see ``superlab.data.pipeline``): finished shards
 are kept, unfinished ones redone. ``data/work/manifest.json`` pins the inputs and
-settings the work is for; a run with other inputs or settings is refused.
+settings the work is for; a run with other inputs or settings is refused, and ``check``
+refuses them even once the stage is complete (the runner calls it on every run).
 
 Outputs: ``data/clean.jsonl`` (filtered and deduplicated, the final corpus, in input
 order), ``data/rejects.jsonl`` (one line per removal), ``tokenizer/tokenizer.json``,
@@ -25,7 +26,13 @@ from typing import Any, NamedTuple
 
 from superlab.common import StageContext, StageError, atomic_write_json
 from superlab.data.document import Document
-from superlab.data.manifest import build_manifest, check_manifest, settings
+from superlab.data.manifest import (
+    build_manifest,
+    check_manifest,
+    load_manifest,
+    manifest_changes,
+    settings,
+)
 from superlab.data.pack import pack
 from superlab.data.pipeline import components
 from superlab.data.pipeline.dedup import EXACT, NEAR, exact_duplicates, load_keys, merge
@@ -93,13 +100,50 @@ def run(ctx: StageContext) -> dict[str, Any]:
     }
 
 
-def _open_work(ctx: StageContext) -> Work:
-    """List the inputs and check (or write) the manifest; work of unknown origin is discarded."""
-    recipe, work_dir = ctx.recipe, ctx.run.data_work
+def check(ctx: StageContext) -> None:
+    """Refuse a run whose data work was made from other inputs or settings, even if complete.
+
+    The runner calls this on every invocation that selects the stage or runs a stage that
+    needs it, finished or not: an input appended to after the run must not pass as
+    "nothing to do". On a complete stage it costs a stat per input file (a file whose size
+    or mtime changed is fingerprinted again to say how; see ``superlab.data.manifest``).
+    """
+    path = ctx.run.data_work / "manifest.json"
+    if not path.is_file():
+        return  # nothing made yet (or made before manifests): the stage writes one
+    try:
+        inputs, config = _inputs(ctx)
+    except StageError as e:  # e.g. an input file gone
+        raise StageError(f"data.source: {e}") from None
+    if not ctx.run.marker("data").exists():
+        # unfinished: the stage reads every input anyway; deleting data/work starts it over
+        check_manifest(path, build_manifest(inputs, config))
+        return
+    stored = load_manifest(path)
+    if changes := manifest_changes(stored, build_manifest(inputs, config, known=stored)):
+        # Finished: later stages were built on it, so only a new run starts it over.
+        raise StageError(
+            f"{ctx.run.root}: the data stage is complete, but on other inputs or settings: "
+            + "; ".join(changes)
+            + f". Give the run a new name (--set name=...) or remove {ctx.run.root} to start"
+            " over, or undo the change"
+        )
+
+
+def _inputs(ctx: StageContext) -> tuple[list[str], dict[str, Any]]:
+    """The inputs, and the settings the outputs depend on (see ``manifest.settings``)."""
+    recipe = ctx.recipe
     inputs = components.list_inputs(recipe.data.source)
     if not inputs:
         raise StageError("data.source names no inputs")
     config = settings(recipe.data.model_dump(mode="json"), recipe.tokenizer.model_dump(mode="json"))
+    return inputs, config
+
+
+def _open_work(ctx: StageContext) -> Work:
+    """List the inputs and check (or write) the manifest; work of unknown origin is discarded."""
+    work_dir = ctx.run.data_work
+    inputs, config = _inputs(ctx)
     manifest = work_dir / "manifest.json"
     if work_dir.exists() and not manifest.exists():
         shutil.rmtree(work_dir)  # no manifest: we cannot tell what it was made from

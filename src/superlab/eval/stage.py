@@ -24,11 +24,11 @@ import yaml
 
 from superlab.common import RunDir, StageContext, StageError, atomic_write_json, atomic_write_text
 from superlab.common.ckpt import latest_checkpoint
+from superlab.common.rundir import recipe_changes
 from superlab.config import Recipe
 from superlab.config.recipe import ProbeEvalConfig, ProbeSpec
 from superlab.data.tokenizer import load_tokenizer
 from superlab.eval import contamination, hle
-from superlab.eval.compare import differences
 from superlab.eval.lm import Scorer
 from superlab.eval.perplexity import heldout_stream, perplexity
 from superlab.eval.probes import make_items
@@ -272,7 +272,7 @@ def eval_context(recipe: Recipe, runs_dir: str | Path) -> StageContext:
     before = yaml.safe_load(run_dir.recipe.read_text()) or {}
     before.pop("eval", None)
     now = {k: v for k, v in recipe.resolved().items() if k != "eval"}
-    changed = differences(before, now)
+    changed, _ = recipe_changes(before, now)  # data.workers and the like never block it
     if changed:
         raise StageError(
             f"{run_dir.recipe} differs from the recipe outside its eval section: "

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from superlab.common import RunDir, StageContext, StageError, atomic_write_json, atomic_write_text
+from superlab.common.rundir import recipe_changes
 from superlab.config import Recipe
 from superlab.run.display import Display
 from superlab.run.stages import STAGES, Stage, select
@@ -72,13 +73,21 @@ def run_recipe(
     except ValueError as e:
         raise RunError(str(e)) from None
     display = display or Display(quiet=True)
-    _check_recipe(run, recipe)
+    operational = _check_recipe(run, recipe)
     _check_needs(run, selected)
     with _lock(run), _logging(run) as log, display.logging_to_console(log), sigterm_as_interrupt():
-        if not run.recipe.exists():
-            atomic_write_text(run.recipe, yaml.safe_dump(recipe.resolved(), sort_keys=False))
-        outcomes = []
         todo = [s for s in selected if not run.marker(s.name).exists()]
+        _check_stages(run, recipe, log, selected, todo, table)
+        # Operational changes are written back, atomically, so recipe.yaml says how the
+        # run is being carried out now.
+        if operational or not run.recipe.exists():
+            atomic_write_text(run.recipe, yaml.safe_dump(recipe.resolved(), sort_keys=False))
+        if operational:
+            log.info(
+                "recipe.yaml updated: %s (how the run is done, not what it makes)",
+                "; ".join(operational),
+            )
+        outcomes = []
         if not todo:
             log.info("run %s: every selected stage is already complete; nothing to do", recipe.name)
         for stage in selected:
@@ -141,15 +150,18 @@ def _marker_info(run: RunDir, stage: Stage) -> dict[str, Any]:
         return {}
 
 
-def _check_recipe(run: RunDir, recipe: Recipe) -> None:
-    """Refuse to continue a run directory that was made with a different recipe."""
+def _check_recipe(run: RunDir, recipe: Recipe) -> list[str]:
+    """Refuse to continue a run directory that was made with a different recipe.
+
+    Changes to ``OPERATIONAL`` fields (executor, workers) do not block; they are returned.
+    """
     if not run.recipe.exists():
-        return
+        return []
     try:
         before = yaml.safe_load(run.recipe.read_text()) or {}
     except yaml.YAMLError as e:
         raise RunError(f"{run.recipe}: unreadable ({e}); move the run directory aside") from None
-    changes = _diff(before, recipe.resolved())
+    changes, operational = recipe_changes(before, recipe.resolved())
     if changes:
         shown = "; ".join(changes[:5]) + (
             f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
@@ -158,15 +170,30 @@ def _check_recipe(run: RunDir, recipe: Recipe) -> None:
             f"{run.root} was made with a different recipe: {shown}. Give the run a new name "
             f"(--set name=...) or remove {run.root} to start over"
         )
+    return operational
 
 
-def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b), key=str):
-            out += _diff(a.get(k, "<unset>"), b.get(k, "<unset>"), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]
+def _check_stages(
+    run: RunDir,
+    recipe: Recipe,
+    log: logging.Logger,
+    selected: list[Stage],
+    todo: list[Stage],
+    table: tuple[Stage, ...],
+) -> None:
+    """Run the ``check`` of every checked stage this invocation selects or builds on.
+
+    It runs for complete stages too: a finished data stage whose inputs changed since
+    must be refused, not reported as "nothing to do".
+    """
+    used = {s.name for s in selected} | {n for s in todo for n in s.needs}
+    ctx = StageContext(recipe=recipe, run=run, log=log)
+    for stage in table:
+        if stage.checked and stage.name in used:
+            try:
+                stage.load_check()(ctx)
+            except StageError as e:
+                raise RunError(str(e)) from None
 
 
 def _check_needs(run: RunDir, selected: list[Stage]) -> None:

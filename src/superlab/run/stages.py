@@ -21,14 +21,28 @@ class Stage:
     # Re-run whenever another stage ran in the same invocation, selected or not
     # (the report must show what the run holds now).
     refresh: bool = False
+    # The module has ``check(ctx)``, called on every invocation that selects the stage or
+    # runs one that needs it, complete or not; it raises StageError if the stage's work
+    # no longer matches its inputs (the data stage's manifest).
+    checked: bool = False
 
     def load(self) -> Callable[[StageContext], dict[str, Any]]:
         """Import the stage's ``run`` function (heavy imports happen only here)."""
         return importlib.import_module(self.module).run
 
+    def load_check(self) -> Callable[[StageContext], None]:
+        """Import the stage's ``check`` function (only for a ``checked`` stage)."""
+        return importlib.import_module(self.module).check
+
 
 STAGES: tuple[Stage, ...] = (
-    Stage("data", (), "superlab.data.stage", "clean, dedup, train tokenizer, pack shards"),
+    Stage(
+        "data",
+        (),
+        "superlab.data.stage",
+        "clean, dedup, train tokenizer, pack shards",
+        checked=True,
+    ),
     Stage("train", ("data",), "superlab.train.stage", "train the model, checkpoint, resume"),
     Stage(
         "eval",

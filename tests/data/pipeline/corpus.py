@@ -13,6 +13,17 @@ from ..helpers import english, write_jsonl
 
 OUTPUTS = ("data/clean.jsonl", "data/rejects.jsonl", "tokenizer/tokenizer.json")
 
+# The data stage in a process of its own: ``python -c STAGE RECIPE_JSON RUN_DIR``.
+STAGE = """
+import json, sys
+from pathlib import Path
+from superlab.common import RunDir, StageContext
+from superlab.config import Recipe
+from superlab.data.stage import run
+recipe = Recipe.model_validate(json.loads(sys.argv[1]))
+run(StageContext(recipe=recipe, run=RunDir(Path(sys.argv[2]))))
+"""
+
 
 def make_inputs(src: Path, files: int = 4, per_file: int = 30) -> list[Path]:
     """``files`` JSONL files: good pages, cross-file exact duplicates, a short page, a bad line."""

@@ -13,17 +13,7 @@ from pathlib import Path
 from superlab.data.pipeline.shards import DELAY_ENV
 from superlab.data.stage import run
 
-from .corpus import context, make_inputs, outputs, recipe
-
-STAGE = """
-import json, sys
-from pathlib import Path
-from superlab.common import RunDir, StageContext
-from superlab.config import Recipe
-from superlab.data.stage import run
-recipe = Recipe.model_validate(json.loads(sys.argv[1]))
-run(StageContext(recipe=recipe, run=RunDir(Path(sys.argv[2]))))
-"""
+from .corpus import STAGE, context, make_inputs, outputs, recipe
 
 
 def test_sigkill_then_resume_is_byte_identical(tmp_path: Path) -> None:

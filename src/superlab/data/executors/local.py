@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, TypeVar
 
+from superlab.common.lifeline import die_with
 from superlab.data.executors import OnDone
 
 T = TypeVar("T")
 R = TypeVar("R")
-
 
 class LocalExecutor:
     """A process pool of ``workers`` processes (0 = all cores).
@@ -21,6 +21,7 @@ class LocalExecutor:
     a debugger or a test's monkeypatch sees it. Pools start workers with ``forkserver``
     (``spawn`` where that is missing), never ``fork``: the parent may hold threads
     (progress bars, tokenizers' thread pool) that a forked child would inherit locked.
+    Workers exit within moments of the main process's death, however it dies (``die_with``).
     """
 
     def __init__(self, workers: int = 0) -> None:
@@ -39,7 +40,12 @@ class LocalExecutor:
             return results
         method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
         out: list[Any] = [None] * len(items)
-        pool = ProcessPoolExecutor(min(self.workers, len(items)), mp_context=mp.get_context(method))
+        pool = ProcessPoolExecutor(
+            min(self.workers, len(items)),
+            mp_context=mp.get_context(method),
+            initializer=die_with,
+            initargs=(os.getpid(),),
+        )
         try:
             futures: dict[Future[R], int] = {pool.submit(fn, x): i for i, x in enumerate(items)}
             for fut in as_completed(futures):
