@@ -157,8 +157,9 @@ def test_ours_to_qwen3_moe_to_ours_is_bitwise(tmp_path):
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("mlp_only_layers", [0, 1], "mlp_only_layers"),
-        ("num_experts", 0, "num_experts"),
+        ("mlp_only_layers", [0, 1], r"'mlp_only_layers' = \[0, 1\]: .* none of the 2 layers"),
+        ("num_experts", 0, "'num_experts' = 0: a dense Qwen3"),
+        ("decoder_sparse_step", 0, "'decoder_sparse_step' = 0: must be a positive integer"),
         ("attention_bias", True, "attention_bias"),
         ("hidden_act", "gelu", "hidden_act"),
     ],

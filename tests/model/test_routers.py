@@ -202,3 +202,40 @@ def test_routers_are_deterministic_and_router_state_survives_state_dict():
         b.load_state_dict(a.state_dict())
         torch.testing.assert_close(b(x_BLD), a(x_BLD), rtol=0, atol=0)
     assert a.routing.threshold_updates.item() == 1 and "routing.threshold_E" in a.state_dict()
+
+
+def test_token_choice_capacity_is_training_only():
+    # The setting of test_capacity_drops_exactly_what_it_allows: five tokens want expert 0.
+    moe = _moe(d_model=8, num_experts=2, top_k=1, capacity_factor=1.0)
+    with torch.no_grad():
+        moe.router.weight.copy_(torch.eye(2, 8))
+    x_BLD = torch.zeros(2, 3, 8)
+    x_BLD[..., 0] = 1.0
+    x_BLD[1, 2, :2] = torch.tensor([0.0, 1.0])
+    x_BLD[..., 2] = torch.arange(1, 7.0).view(2, 3)
+    assert (moe(x_BLD) == 0).all(-1).sum() == 2  # training: two slots dropped
+    moe.eval()
+    y_BLD = moe(x_BLD)
+    assert moe.stats["dropped_fraction"] == 0.0 and not (y_BLD == 0).all(-1).any()
+    # Each token as it would be decoded alone: the same output.
+    alone = [moe(x_BLD[b : b + 1, t : t + 1]) for b in range(2) for t in range(3)]
+    torch.testing.assert_close(torch.cat(alone).view(2, 3, 8), y_BLD, rtol=0, atol=1e-6)
+
+
+def test_expert_choice_batch_mode_routes_per_token_at_inference():
+    batch, causal = _ec(causal=False), _ec(causal=True)
+    torch.manual_seed(0)
+    warm_BLD = torch.randn(2, 8, 16)
+    batch.eval(), causal.eval()
+    x_1LD = torch.randn(1, 8, 16)
+    # No threshold yet: each token's own top-K, as causal mode before any batch.
+    torch.testing.assert_close(batch(x_1LD), causal(x_1LD), rtol=0, atol=0)
+    batch.train(), causal.train()
+    batch(warm_BLD)  # both modes learn the same threshold in training
+    causal(warm_BLD)
+    torch.testing.assert_close(batch.routing.threshold_E, causal.routing.threshold_E)
+    batch.eval(), causal.eval()
+    future_1LD = x_1LD.clone()
+    future_1LD[0, 6:, :4] = 20.0  # in training this future took every place
+    torch.testing.assert_close(batch(x_1LD), causal(x_1LD), rtol=0, atol=0)
+    torch.testing.assert_close(batch(future_1LD)[:, :6], batch(x_1LD)[:, :6], rtol=0, atol=1e-6)

@@ -230,11 +230,18 @@ def _qwen3(hf: dict[str, Any]) -> dict[str, Any]:
     # transformers saves num_experts as num_local_experts (its attribute_map).
     given = [hf[k] for k in ("num_experts", "num_local_experts") if hf.get(k) is not None]
     num_experts = given[0] if given else DEFAULTS["qwen3_moe"]["num_experts"]
+    if not isinstance(step, int) or step < 1:  # every step-th layer is MoE
+        raise _refuse("decoder_sparse_step", step, "must be a positive integer")
     dense = set(hf.get("mlp_only_layers") or [])
     moe_layers = {i for i in range(n) if (i + 1) % step == 0 and i not in dense}
-    if not num_experts or not moe_layers:
-        why = "no MoE layer is left; a dense Qwen3 is not supported"
-        raise _refuse("mlp_only_layers" if num_experts else "num_experts", num_experts, why)
+    if not num_experts:
+        raise _refuse("num_experts", num_experts, "a dense Qwen3 is not supported")
+    if not moe_layers:
+        why = (
+            f"with decoder_sparse_step {step} it leaves none of the {n} layers MoE;"
+            " a dense Qwen3 is not supported"
+        )
+        raise _refuse("mlp_only_layers", hf.get("mlp_only_layers"), why)
     moe = MoEConfig(
         num_experts=num_experts,
         top_k=_get(hf, "qwen3_moe", "num_experts_per_tok"),

@@ -2,12 +2,20 @@
 
 - ``TokenChoiceRouter``: each token picks its top-K experts (Switch, Fedus et al. 2021;
   Mixtral); weights renormalised over the K or raw (``norm_topk``); optional capacity
-  with token dropping; Switch balance loss and z-loss.
+  with token dropping (training only); Switch balance loss and z-loss.
 - ``AuxFreeRouter``: token choice with DeepSeek-V3's selection bias (DeepSeek-V3 2024,
   sec. 2.1.2), nudged toward uniform load by ``update_bias()`` after each step.
 - ``ExpertChoiceRouter``: each expert picks its top-C tokens (Zhou et al. 2022); its
   default ``causal`` mode picks by a per-expert threshold learned from past batches,
-  ``batch`` mode (``moe.expert_choice_mode``) by Zhou et al.'s top-C over the batch.
+  ``batch`` mode (``moe.expert_choice_mode``) by Zhou et al.'s top-C over the batch
+  (training only).
+
+Inference is ``module.training`` False (``model.eval()``): then every router decides each
+token from that token's scores and the router's saved state alone (the aux-free bias, the
+expert-choice thresholds), so a row's output never depends on the other rows or
+documents of its batch. Capacity and top-C over the batch are limits shared by the
+batch's tokens, so they are training-time only: at inference token choice drops nothing
+and expert choice uses its per-token rule in both modes (docs/moe.md, "Inference").
 
 Legend: B batch, L positions, T = B*L tokens (flattened b-major: token b*L + l),
 E experts, K top-k, N kept token-slots, S combine slots per token.
@@ -53,7 +61,10 @@ def capacity(factor: float, num_tokens: int, top_k: int, num_experts: int) -> in
 
 
 class TokenChoiceRouter(nn.Module):
-    """Top-K experts per token, first-come capacity by position, Switch balance + z-loss."""
+    """Top-K experts per token, first-come capacity by position, Switch balance + z-loss.
+
+    Capacity applies in training only; in eval mode every slot is kept (docs/moe.md).
+    """
 
     def __init__(self, cfg: MoEConfig) -> None:
         super().__init__()
@@ -83,7 +94,7 @@ class TokenChoiceRouter(nn.Module):
         order_N = torch.argsort(experts_N, stable=True)  # sorted by expert, priority kept
         routed_E = torch.bincount(experts_N, minlength=E)
         counts_E = routed_E
-        if self.cfg.capacity_factor is not None:
+        if self.cfg.capacity_factor is not None and self.training:  # never at inference
             C = capacity(self.cfg.capacity_factor, T, K, E)
             start_E = routed_E.cumsum(0) - routed_E
             rank_N = torch.arange(order_N.numel(), device=order_N.device)
@@ -169,7 +180,11 @@ class AuxFreeRouter(TokenChoiceRouter):
 
 
 class ExpertChoiceRouter(nn.Module):
-    """Each expert takes C tokens (Zhou et al. 2022); causal mode thresholds each token."""
+    """Each expert takes C tokens (Zhou et al. 2022); causal mode thresholds each token.
+
+    Batch mode's top-C over the batch is training only; in eval mode both modes use the
+    per-token rule (the learned threshold, or before any, the token's own top-K).
+    """
 
     def __init__(self, cfg: MoEConfig) -> None:
         super().__init__()
@@ -187,7 +202,8 @@ class ExpertChoiceRouter(nn.Module):
         # Default factor 1: E*C = T*K slots, the compute of token-choice top-K.
         C = capacity(self.cfg.capacity_factor or 1.0, T, self.cfg.top_k, E)
         s_TE = scores_TE.detach()
-        if not self.causal:  # Zhou et al.: top-C over the batch; token t's fate reads t+1..
+        if not self.causal and self.training:  # Zhou et al.: top-C over the batch; token
+            # t's fate reads t+1.. and the other rows. Never at inference: per token below.
             top_CE = s_TE.topk(C, dim=0).indices
             chosen_TE = torch.zeros_like(s_TE, dtype=torch.bool).scatter_(0, top_CE, True)
         elif self.threshold_updates > 0:  # per token: s_te >= tau_e, tau_e from past batches

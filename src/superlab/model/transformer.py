@@ -10,7 +10,10 @@ in each row b, positions ``cache.pos_B[b]..`` (one per valid token), attends to 
 cached keys, and advances ``cache.pos_B``; a prefill is one call with the prompt, then one
 call per new token. Rows are separate sequences of different lengths: ``valid_BT`` marks
 the real tokens of a step (padding gets no position, is never attended and never kept).
-Without a cache the forward is the training path, unchanged.
+Without a cache the forward is the training path, unchanged. Decoding is inference, so a
+cache needs ``model.eval()``: then every MoE router routes each token alone (no capacity
+drops, no top-C over the batch; docs/moe.md), and a row's logits do not depend on the
+other rows of its batch.
 
 Per-layer choices (``model.layer_pattern``: attention kind, RoPE or NoPE, dense or MoE)
 are resolved by ``ModelConfig`` and read by each ``Block`` from its layer index.
@@ -119,6 +122,11 @@ class Transformer(nn.Module):
         cache: KVCache | None = None,
         valid_BT: torch.Tensor | None = None,
     ) -> ModelOutput:
+        if cache is not None and self.training:
+            raise ValueError(
+                "decoding with a KV cache is inference: call model.eval() first"
+                " (in training mode MoE capacity and batch expert choice couple the rows)"
+            )
         if cache is not None and doc_ids_BT is not None:
             raise ValueError("doc_ids_BT (packed documents) is not supported with a KV cache")
         if cache is None and valid_BT is not None:
