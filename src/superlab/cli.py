@@ -216,32 +216,126 @@ def compare(
         out.print(f"{section}: not in {', '.join(absent)}, left out")
 
 
+def _serve_help(field: str, what: str) -> str:
+    """Help that says where a serve setting comes from."""
+    from superlab.config.recipe import ServeConfig
+
+    default = getattr(ServeConfig(), field)
+    return f"{what} (default: the run recipe's serve.{field}, else {default})"
+
+
 @app.command()
 def serve(
     path: Annotated[
         Path,
         typer.Argument(help="Run directory, ckpt/ or step-N directory, or a Hugging Face dir."),
     ],
-    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = (
-        "127.0.0.1"
-    ),
-    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    host: Annotated[
+        str | None, typer.Option(help=_serve_help("host", "Address to bind."), show_default=False)
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help=_serve_help("port", "TCP port."), show_default=False)
+    ] = None,
     api_keys_file: Annotated[
         Path | None,
-        typer.Option(help="API keys, one per line: KEY [rpm=N] [tokens=N] (or SUPERLAB_API_KEYS)."),
+        typer.Option(
+            help="API keys, one per line: KEY, then rpm=N and tokens=N if wanted (or "
+            "SUPERLAB_API_KEYS)."
+        ),
     ] = None,
     policy: Annotated[
-        Path | None, typer.Option(help="Safety policy YAML (default: the built-in policy).")
+        Path | None,
+        typer.Option(
+            help=_serve_help("policy", "Safety policy YAML (None: built in)."), show_default=False
+        ),
+    ] = None,
+    max_batch: Annotated[
+        int | None,
+        typer.Option(
+            help=_serve_help("max_batch", "Sequences decoded together."), show_default=False
+        ),
+    ] = None,
+    queue_size: Annotated[
+        int | None,
+        typer.Option(
+            help=_serve_help("queue_size", "Waiting requests before 429."), show_default=False
+        ),
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(
+            help=_serve_help("max_body_bytes", "Larger bodies get 413."), show_default=False
+        ),
+    ] = None,
+    max_tokens_limit: Annotated[
+        int | None,
+        typer.Option(
+            help=_serve_help("max_tokens_limit", "Largest max_tokens."), show_default=False
+        ),
+    ] = None,
+    max_n: Annotated[
+        int | None, typer.Option(help=_serve_help("max_n", "Largest n."), show_default=False)
+    ] = None,
+    request_timeout_s: Annotated[
+        float | None,
+        typer.Option(
+            help=_serve_help("request_timeout_s", "Per request, then 408."), show_default=False
+        ),
+    ] = None,
+    drain_timeout_s: Annotated[
+        float | None,
+        typer.Option(
+            help=_serve_help("drain_timeout_s", "On SIGTERM, time for requests in flight."),
+            show_default=False,
+        ),
+    ] = None,
+    log_user_text: Annotated[
+        bool | None,
+        typer.Option(
+            "--log-user-text/--no-log-user-text",
+            help=_serve_help("log_user_text", "Refusal logs carry the user's text."),
+            show_default=False,
+        ),
+    ] = None,
+    docs: Annotated[
+        bool | None,
+        typer.Option(
+            "--docs/--no-docs",
+            help=_serve_help("docs", "Serve /docs and /openapi.json."),
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
-    """Serve a model over an OpenAI-compatible HTTP API (see docs/serve.md)."""
+    """Serve a model over an OpenAI-compatible HTTP API (see docs/serve.md). Settings come
+    from the run's recipe.yaml (its serve section) when PATH is in a run; a flag overrides
+    it. SIGTERM drains (serve.drain_timeout_s) and exits 0; if the engine dies the server
+    exits 70 for a supervisor to restart it."""
     from superlab.serve.load import serve as serve_model
+    from superlab.serve.load import serve_config
 
+    overrides = {
+        "host": host,
+        "port": port,
+        "policy": str(policy) if policy else None,
+        "max_batch": max_batch,
+        "queue_size": queue_size,
+        "max_body_bytes": max_body_bytes,
+        "max_tokens_limit": max_tokens_limit,
+        "max_n": max_n,
+        "request_timeout_s": request_timeout_s,
+        "drain_timeout_s": drain_timeout_s,
+        "log_user_text": log_user_text,
+        "docs": docs,
+    }
     try:
-        serve_model(path, host, port, api_keys_file, str(policy) if policy else None)
-    except (FileNotFoundError, ValueError) as e:
+        cfg, sources = serve_config(path, overrides)
+        for name, source in sorted(sources.items()):
+            err.print(f"serve.{name} = {getattr(cfg, name)!r} (from {source})", highlight=False)
+        code = serve_model(path, cfg, api_keys_file)
+    except (FileNotFoundError, ValueError) as e:  # RecipeError and pydantic's are ValueErrors
         err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -351,6 +445,32 @@ def config_check(recipe: RecipeArg, set_: SetOpt = None) -> None:
     """Validate a recipe; exit 0 when it is usable, 2 with a one-line reason when not."""
     r = _load(recipe, set_)
     out.print(f"{recipe}: ok (run '{r.name}')")
+
+
+safety_app = typer.Typer(help="Evaluate the serving safety policy.", no_args_is_help=True)
+app.add_typer(safety_app, name="safety")
+
+
+@safety_app.command("eval")
+def safety_eval(
+    set_file: Annotated[
+        Path, typer.Argument(help="Labelled JSONL set (prompt or messages, label, category).")
+    ],
+    policy: Annotated[
+        Path | None, typer.Option(help="Safety policy YAML (default: the built-in policy).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Refusal rate per category, false-refusal rate and confusion matrix of a policy."""
+    from superlab.serve.safety.evaluate import SetError, eval_set
+    from superlab.serve.safety.policy import PolicyError
+
+    try:
+        text = eval_set(set_file, policy, as_json)
+    except (SetError, PolicyError, OSError, yaml.YAMLError) as e:
+        err.print(f"[red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    sys.stdout.write(text + "\n")
 
 
 @app.command()

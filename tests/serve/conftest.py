@@ -60,3 +60,39 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Tokenizer) ->
     (root / "tokenizer").mkdir()
     tokenizer.save(str(root / "tokenizer" / "tokenizer.json"))
     return root
+
+
+class AllowAll:
+    """A policy that allows everything and records the thread each check ran on: for tests
+    of the server's machinery, not of the safety policy (tests/serve/test_safety*.py)."""
+
+    log_user_text = False
+
+    def __init__(self) -> None:
+        self.threads: set[str] = set()
+        self.conversations: list[object] = []
+
+    def check(self, text: str, conversation: object = ()) -> object:
+        import threading
+
+        from superlab.serve.safety import Verdict
+
+        self.threads.add(threading.current_thread().name)
+        self.conversations.append(conversation)
+        return Verdict("allow")
+
+
+def serve_app(served, cfg=None, keys=None, policy=None):
+    """An app over the ``served`` tiny model with key ``sk-test-1`` unless told otherwise."""
+    from superlab.serve.app import create_app
+    from superlab.serve.auth import ApiKey
+
+    return create_app(
+        served.model,
+        served.tokenizer,
+        name=served.name,
+        max_seq_len=served.max_seq_len,
+        keys=keys or [ApiKey("sk-test-1")],
+        cfg=cfg,
+        policy=policy if policy is not None else AllowAll(),
+    )

@@ -34,7 +34,7 @@ def served(model_dir):
 
 @pytest.fixture(scope="module")
 def server(served):
-    cfg = ServeConfig(max_body_bytes=4096, max_tokens_limit=64, queue_size=2)
+    cfg = ServeConfig(max_body_bytes=4096, max_tokens_limit=64, queue_size=2, max_n=2)
     keys = [ApiKey(KEY), ApiKey("sk-limited", rpm=2, name="limited")]
     app = create_app(
         served.model,
@@ -145,7 +145,7 @@ def test_auth_body_limit_and_malformed_requests(server):
         ({"prompt": 5}, "prompt"),
         ({"max_tokens": 2}, "prompt"),
         ({"prompt": [10**9]}, "prompt"),
-        ({"prompt": "a", "n": 2}, "n"),
+        ({"prompt": "a", "n": 3}, "n"),
     ]:
         r = httpx.post(url, headers=good, json=body)
         assert r.status_code == 400, body

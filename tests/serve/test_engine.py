@@ -156,3 +156,80 @@ def test_text_stream_holds_back_split_characters_and_stop_prefixes(tokenizer):
     nostop = TextStream(tokenizer, stop=("ENDX",))
     text = "".join(nostop.push(i) for i in ids)
     assert text + nostop.finish() == "Caf\u00e9 END here"
+
+
+def test_a_failing_row_fails_its_request_and_the_others_go_on(tokenizer, monkeypatch):
+    """An exception while sampling one row ends that request with ``error``, nothing else."""
+    model = tiny_model(tokenizer.get_vocab_size())
+    engine = Engine(model, tokenizer, 64)
+    real = Engine._next_token
+
+    def flaky(self, seq, logits_V, greedy):
+        if seq.req.id == "bad" and len(seq.generated) == 2:
+            raise RuntimeError("injected")
+        return real(self, seq, logits_V, greedy)
+
+    monkeypatch.setattr(Engine, "_next_token", flaky)
+    ids = tokenizer.encode("The history of").ids
+    reqs = [GenRequest(i, ids, SamplingParams(max_tokens=8)) for i in ("ok1", "bad", "ok2")]
+    finals = {}
+    tokens: dict[str, list[int]] = {r.id: [] for r in reqs}
+    for r in reqs:
+        engine.submit(r)
+    while not engine.idle:
+        for d in engine.step():
+            tokens[d.request_id] += d.token_ids
+            if d.finish_reason is not None:
+                finals[d.request_id] = d
+    assert finals["bad"].finish_reason == "error" and "injected" in finals["bad"].error
+    assert len(tokens["bad"]) == 2
+    want = argmax_path(model, ids, 8, engine.eos_id)
+    assert tokens["ok1"] == tokens["ok2"] == want  # the batch went on, undisturbed
+
+
+def test_a_failing_prefill_fails_only_the_requests_it_admitted(tokenizer, monkeypatch):
+    engine = Engine(tiny_model(tokenizer.get_vocab_size()), tokenizer, 64)
+    engine.submit(GenRequest("a", [5, 6], SamplingParams(max_tokens=4)))
+    engine.step()
+    monkeypatch.setattr(engine, "_prefill", lambda batch, T: (_ for _ in ()).throw(MemoryError))
+    engine.submit(GenRequest("b", [5, 6], SamplingParams(max_tokens=4)))
+    out = {d.request_id: d for d in engine.step()}
+    assert out["b"].finish_reason == "error" and "MemoryError" in out["b"].error
+    assert out["a"].finish_reason is None and len(engine.running) == 1
+
+
+@pytest.mark.parametrize("seed", [-(2**63), -1, 2**63 - 1])
+def test_any_signed_64_bit_seed_is_usable(tokenizer, seed):
+    engine = Engine(tiny_model(tokenizer.get_vocab_size()), tokenizer, 64)
+    p = SamplingParams(max_tokens=3, temperature=1.0, seed=seed)
+    assert len(run(engine, [GenRequest("s", [5, 6], p)])["s"]) == 3
+
+
+class _CountingTokenizer:
+    """Counts the token ids each decode call reads."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.decoded = tokenizer, 0
+
+    def decode(self, ids, **kwargs) -> str:
+        self.decoded += len(ids)
+        return self.tokenizer.decode(ids, **kwargs)
+
+
+def test_text_stream_decodes_each_token_a_bounded_number_of_times(tokenizer):
+    """Incremental detokenization: the same text as decoding everything, in linear work
+    (re-decoding the whole text at every token was quadratic in its length)."""
+    text = "Caf\u00e9 na\u00efve \u00fcber \u65e5\u672c, the quick brown fox. " * 40
+    ids = tokenizer.encode(text).ids
+    counting = _CountingTokenizer(tokenizer)
+    stream = TextStream(counting, stop=("STOP",))
+    out = "".join(stream.push(i) for i in ids) + stream.finish()
+    assert out == tokenizer.decode(ids) and "\ufffd" not in out
+    assert counting.decoded <= 4 * len(ids) + len(ids)  # pushes, then one decode at finish
+    stop_at = TextStream(tokenizer, stop=("brown fox. Caf",))
+    pieces = []
+    for i in ids:
+        pieces.append(stop_at.push(i))
+        if stop_at.stopped:
+            break
+    assert "".join(pieces) == text[: text.find("brown fox. Caf")]

@@ -1,6 +1,6 @@
 import torch
 
-from superlab.serve.sampling import filter_logits, sample_next
+from superlab.serve.sampling import apply_openai_penalties, filter_logits, sample_next
 
 
 def test_greedy_is_argmax():
@@ -37,3 +37,20 @@ def test_top_k_one_equals_greedy_at_any_temperature():
     g = torch.Generator().manual_seed(1)
     picks = {sample_next(logits, 5.0, 1, None, g) for _ in range(20)}
     assert picks == {int(torch.argmax(logits))}
+
+
+def test_a_tiny_temperature_is_greedy_not_nan():
+    """1e-300 is inside OpenAI's 0..2; dividing raw logits by it overflowed to nan."""
+    logits = torch.tensor([0.1, 2.0, -1.0, 1.9])
+    g = torch.Generator().manual_seed(0)
+    assert {sample_next(logits, 1e-300, None, 0.9, g) for _ in range(5)} == {1}
+
+
+def test_presence_frequency_penalties_and_logit_bias_follow_openai():
+    logits = torch.zeros(4)
+    out = apply_openai_penalties(
+        logits, [1, 1, 2], presence=0.5, frequency=0.25, bias=((3, -100.0),)
+    )
+    # count 2 -> 2 * 0.25 + 0.5; count 1 -> 0.25 + 0.5; unseen 0; bias -100 on token 3.
+    assert out.tolist() == [0.0, -1.0, -0.75, -100.0]
+    assert apply_openai_penalties(logits, [], 0.5, 0.5, ()) is logits

@@ -295,7 +295,8 @@ class MoEConfig(Section):
     # which leaks the future in causal training (docs/moe.md).
     expert_choice_mode: Literal["causal", "batch"] = "causal"
     # Expert capacity = capacity_factor * tokens * top_k / num_experts; None = no limit
-    # (token_choice, aux_free: overflow tokens are dropped); expert_choice always uses it.
+    # (token_choice, aux_free: overflow tokens are dropped, in training only: inference
+    # drops nothing, docs/moe.md); expert_choice always uses it in training.
     capacity_factor: float | None = Field(default=None, gt=0)
     aux_loss_coef: float = Field(default=0.01, ge=0)
     z_loss_coef: float = Field(default=0.001, ge=0)
@@ -598,6 +599,15 @@ class ServeConfig(Section):
     request_timeout_s: float = Field(default=300.0, gt=0, description="per request, then 408")
     policy: str | None = Field(default=None, description="safety policy YAML; None = built-in")
     log_user_text: bool = Field(default=False, description="refusal logs carry the user's text")
+    max_n: int = Field(default=4, ge=1, description="largest n (choices per prompt) allowed")
+    drain_timeout_s: float = Field(
+        default=30.0, ge=0, description="on SIGTERM, how long requests in flight may finish"
+    )
+    max_check_chars: int = Field(
+        default=200_000, ge=1000, description="longest input the safety check scans, else 400"
+    )
+    check_workers: int = Field(default=2, ge=1, description="threads for safety checks")
+    docs: bool = Field(default=False, description="serve /docs and /openapi.json")
 
 
 # --------------------------------------------------------------------------- plan

@@ -5,9 +5,14 @@ comments). Each entry is a key, optionally followed by limits::
 
     sk-team-a rpm=60 tokens=100000
 
-``rpm``: requests per minute (sliding 60 s window); ``tokens``: prompt + completion
-tokens the key may use over the server's life. A presented key is compared with every
-configured key by ``hmac.compare_digest`` (constant time, no early exit).
+``rpm``: requests per minute (sliding 60 s window), counted on every keyed route but
+``/metrics``; ``tokens``: prompt + completion tokens the key may use over the server's
+life. A generation request reserves its worst case (prompt tokens + n x max_tokens) before
+it is queued and is refused when that does not fit what is left; the actual use is settled
+when it ends, so a key's use never passes its quota, however many requests run at once.
+
+A presented key is compared with every configured key by ``hmac.compare_digest``
+(constant time, no early exit).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class ApiKey:
     name: str = ""  # a label for logs and metrics: never the key itself
     _times: deque[float] = field(default_factory=deque, repr=False)
     used_tokens: int = 0
+    reserved_tokens: int = 0  # held by requests in flight (their worst case)
 
 
 class Denied(Exception):
@@ -91,11 +97,12 @@ class KeyRing:
             raise Denied(401, "invalid_api_key", "the API key is not valid")
         return found
 
-    def admit(self, key: ApiKey, now: float | None = None) -> None:
-        """Count a request against the key's rate and check its token quota (429 if over)."""
+    def admit(self, key: ApiKey, now: float | None = None, tokens: bool = True) -> None:
+        """Count a request against the key's rate and, with ``tokens``, check that its
+        token quota is not used up (429 if over either)."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            if key.tokens is not None and key.used_tokens >= key.tokens:
+            if tokens and key.tokens is not None and self._left(key) <= 0:
                 raise Denied(429, "insufficient_quota", f"token quota of {key.tokens} used up")
             if key.rpm is not None:
                 while key._times and now - key._times[0] >= 60.0:
@@ -104,7 +111,30 @@ class KeyRing:
                     raise Denied(429, "rate_limit_exceeded", f"over {key.rpm} requests/minute")
                 key._times.append(now)
 
+    def reserve(self, key: ApiKey, tokens: int) -> None:
+        """Hold ``tokens`` (a request's worst case) against the quota; 429 if they do not fit."""
+        with self._lock:
+            if key.tokens is not None and tokens > self._left(key):
+                raise Denied(
+                    429,
+                    "insufficient_quota",
+                    f"this request may use {tokens} tokens; {max(0, self._left(key))} of the "
+                    f"key's quota of {key.tokens} are left (lower max_tokens or n)",
+                )
+            key.reserved_tokens += tokens
+
+    def settle(self, key: ApiKey, reserved: int, used: int) -> None:
+        """Release a reservation and charge what the request used (at most what it held)."""
+        with self._lock:
+            key.reserved_tokens -= reserved
+            key.used_tokens += min(used, reserved)
+
     def charge(self, key: ApiKey, tokens: int) -> None:
         """Add used tokens to the key's quota."""
         with self._lock:
             key.used_tokens += tokens
+
+    @staticmethod
+    def _left(key: ApiKey) -> int:
+        assert key.tokens is not None
+        return key.tokens - key.used_tokens - key.reserved_tokens

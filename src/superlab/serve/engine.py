@@ -23,7 +23,12 @@ from dataclasses import dataclass, field
 import torch
 from tokenizers import Tokenizer
 
-from superlab.serve.sampling import SamplingParams, apply_repetition_penalty, sample_next
+from superlab.serve.sampling import (
+    SamplingParams,
+    apply_openai_penalties,
+    apply_repetition_penalty,
+    sample_next,
+)
 from superlab.serve.text import TextStream
 
 EOS_TOKEN = "<|endoftext|>"
@@ -51,7 +56,8 @@ class TokenLogprob:
 class Delta:
     """What one step produced for one request; ``finish_reason`` set on its last Delta.
 
-    Reasons: ``length`` (max tokens or context), ``eos``, ``stop`` (a stop string), ``abort``.
+    Reasons: ``length`` (max tokens or context), ``eos``, ``stop`` (a stop string), ``abort``,
+    ``error`` (this request failed; ``error`` says why, the others go on).
     """
 
     request_id: str
@@ -61,6 +67,7 @@ class Delta:
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+    error: str | None = None  # set with finish reason ``error``: why this request failed
 
 
 class _Seq:
@@ -69,7 +76,8 @@ class _Seq:
     def __init__(self, req: GenRequest, tokenizer: Tokenizer) -> None:
         self.req = req
         seed = req.params.seed if req.params.seed is not None else secrets.randbits(63)
-        self.rng = torch.Generator().manual_seed(seed)
+        # manual_seed takes 0 <= seed < 2**64; a signed 64-bit seed (OpenAI's) maps into it.
+        self.rng = torch.Generator().manual_seed(seed % 2**64)
         self.stream = TextStream(tokenizer, req.params.stop)
         self.generated: list[int] = []
         self.finish: str | None = None
@@ -177,7 +185,14 @@ class Engine:
                 break
             longest = max(longest, n)
             batch.append(self.pending.popleft())
-        T = longest
+        try:
+            return self._prefill(batch, longest)
+        except Exception as e:  # a failed prefill fails its own requests only
+            reason = f"generation failed in prefill: {type(e).__name__}: {e}"
+            return [Delta(r.id, "", [], [], "error", len(r.prompt_ids), 0, reason) for r in batch]
+
+    def _prefill(self, batch: list[GenRequest], T: int) -> list[Delta]:
+        """Prefill ``batch`` (prompts up to ``T`` tokens) and append it to the running rows."""
         idx_BT = torch.zeros((len(batch), T), dtype=torch.long)
         valid_BT = torch.zeros((len(batch), T), dtype=torch.bool)
         for b, req in enumerate(batch):
@@ -201,38 +216,59 @@ class Engine:
         return self._advance(seqs, logits_BTV[:, -1].float())
 
     def _advance(self, seqs: list[_Seq], logits_BV: torch.Tensor) -> list[Delta]:
-        """Pick each sequence's next token from its row of logits; finish those that end."""
+        """Pick each sequence's next token from its row of logits; finish those that end.
+
+        A row that raises (sampling, decoding, a stop check) fails its own request with
+        finish reason ``error``; the other rows go on.
+        """
         greedy_B = torch.argmax(logits_BV, dim=-1).tolist()
         out = []
         for seq, logits_V, greedy in zip(seqs, logits_BV, greedy_B, strict=True):
-            p = seq.req.params
-            if p.max_tokens == 0:
-                seq.finish = "length"
-                out.append(self._delta(seq, seq.stream.finish(), [], []))
-                continue
-            if p.temperature == 0 and p.repetition_penalty == 1.0:
-                token = greedy
-            else:
-                scored_V = apply_repetition_penalty(
-                    logits_V, seq.req.prompt_ids + seq.generated, p.repetition_penalty
-                )
-                token = sample_next(scored_V, p.temperature, p.top_k, p.top_p, seq.rng)
-            lps = [token_logprobs(logits_V, token, p.logprobs)] if p.logprobs is not None else []
-            if token == self.eos_id:
-                seq.finish = "eos"
-                out.append(self._delta(seq, seq.stream.finish(), [], []))
-                continue
-            seq.generated.append(token)
-            text = seq.stream.push(token)
-            if seq.stream.stopped:
-                seq.finish = "stop"
-            elif len(seq.generated) >= p.max_tokens or (
-                not self.bounded and len(seq.req.prompt_ids) + len(seq.generated) > self.max_seq_len
-            ):
-                seq.finish = "length"
-                text += seq.stream.finish()
-            out.append(self._delta(seq, text, [token], lps))
+            try:
+                out.append(self._advance_one(seq, logits_V, greedy))
+            except Exception as e:  # any failure of one row is that row's
+                out.append(self._fail(seq, e))
         return out
+
+    def _advance_one(self, seq: _Seq, logits_V: torch.Tensor, greedy: int) -> Delta:
+        p = seq.req.params
+        if p.max_tokens == 0:
+            seq.finish = "length"
+            return self._delta(seq, seq.stream.finish(), [], [])
+        token = self._next_token(seq, logits_V, greedy)
+        lps = [token_logprobs(logits_V, token, p.logprobs)] if p.logprobs is not None else []
+        if token == self.eos_id:
+            seq.finish = "eos"
+            return self._delta(seq, seq.stream.finish(), [], [])
+        seq.generated.append(token)
+        text = seq.stream.push(token)
+        if seq.stream.stopped:
+            seq.finish = "stop"
+        elif len(seq.generated) >= p.max_tokens or (
+            not self.bounded and len(seq.req.prompt_ids) + len(seq.generated) > self.max_seq_len
+        ):
+            seq.finish = "length"
+            text += seq.stream.finish()
+        return self._delta(seq, text, [token], lps)
+
+    def _next_token(self, seq: _Seq, logits_V: torch.Tensor, greedy: int) -> int:
+        """The sampled token for one row (``greedy`` is its argmax, computed for the batch)."""
+        p = seq.req.params
+        if p.greedy:
+            return greedy
+        scored_V = apply_repetition_penalty(
+            logits_V, seq.req.prompt_ids + seq.generated, p.repetition_penalty
+        )
+        scored_V = apply_openai_penalties(
+            scored_V, seq.generated, p.presence_penalty, p.frequency_penalty, p.logit_bias
+        )
+        return sample_next(scored_V, p.temperature, p.top_k, p.top_p, seq.rng)
+
+    def _fail(self, seq: _Seq, e: Exception) -> Delta:
+        seq.finish = "error"
+        d = self._delta(seq, "", [], [])
+        d.error = f"generation failed: {type(e).__name__}: {e}"
+        return d
 
     def _delta(self, seq: _Seq, text: str, tokens: list[int], lps: list[TokenLogprob]) -> Delta:
         n_prompt, n_gen = len(seq.req.prompt_ids), len(seq.generated)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer
 
 from superlab.common.ckpt import resolve_checkpoint
+from superlab.config.recipe import ServeConfig
 
 
 @dataclass
@@ -48,25 +52,43 @@ def load_served(path: str | Path) -> Served:
     return Served(model.eval(), Tokenizer.from_file(str(tok_path)), model.cfg.max_seq_len, run_name)
 
 
-def serve(
-    path: str | Path,
-    host: str,
-    port: int,
-    keys_file: Path | None,
-    policy: str | None,
-) -> None:
-    """Load, build the app and run uvicorn until interrupted."""
+def find_recipe(path: str | Path) -> Path | None:
+    """The ``recipe.yaml`` of the run that ``path`` (a run dir, its ``ckpt/`` or a
+    ``ckpt/step-N/``) belongs to; None for a Hugging Face directory or a bare checkpoint."""
+    p = Path(path).resolve()
+    for d in (p, p.parent, p.parent.parent):
+        if (d / "recipe.yaml").is_file() and (d / "ckpt").is_dir():
+            return d / "recipe.yaml"
+    return None
+
+
+def serve_config(path: str | Path, overrides: dict[str, Any]) -> tuple[ServeConfig, dict[str, str]]:
+    """The server's settings: the run recipe's ``serve`` section, then ``overrides`` (CLI
+    flags that were given); also where each non-default value came from."""
+    from superlab.config.load import load_recipe
+
+    recipe = find_recipe(path)
+    base: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    if recipe is not None:
+        base = load_recipe(recipe).serve.model_dump()
+        default = ServeConfig().model_dump()
+        sources = {k: str(recipe) for k, v in base.items() if v != default[k]}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    sources |= {k: "command line" for k in given}
+    return ServeConfig.model_validate({**base, **given}), sources
+
+
+def serve(path: str | Path, cfg: ServeConfig, keys_file: Path | None) -> int:
+    """Load, build the app and serve until SIGTERM/SIGINT (drained) or engine death;
+    returns the process exit status."""
     import os
 
-    import uvicorn
-
-    from superlab.config.recipe import ServeConfig
     from superlab.serve.app import create_app
     from superlab.serve.auth import ENV_VAR, load_keys
 
     served = load_served(path)
     keys = load_keys(os.environ.get(ENV_VAR), keys_file)
-    cfg = ServeConfig(host=host, port=port, policy=policy)
     app = create_app(
         served.model,
         served.tokenizer,
@@ -75,7 +97,48 @@ def serve(
         keys=keys,
         cfg=cfg,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    return run_server(app, cfg.host, cfg.port, cfg.drain_timeout_s)
+
+
+def run_server(
+    app: Any, host: str, port: int, drain_timeout_s: float, log_level: str = "info"
+) -> int:
+    """Run ``app`` (from ``create_app``) with uvicorn in this thread until it stops.
+
+    The first SIGTERM or SIGINT drains (``Lifecycle.drain``) and then stops; a second one
+    stops at once. Returns 0 after a drain, ``ENGINE_DEAD_EXIT`` when the engine died.
+    """
+    import uvicorn
+
+    from superlab.serve.lifecycle import ENGINE_DEAD_EXIT, Lifecycle
+
+    life: Lifecycle = app.state.life
+
+    class _Server(uvicorn.Server):
+        draining = False
+        drain_task: asyncio.Task[None] | None = None
+
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            if self.draining or life.loop is None:
+                super().handle_exit(sig, frame)  # a second signal, or before startup
+                return
+            self.draining = True
+            loop = life.loop
+
+            def start() -> None:
+                self.drain_task = loop.create_task(life.drain(drain_timeout_s))
+
+            loop.call_soon_threadsafe(start)
+
+    # After a drain every stream has had its last event; this bounds the wait for the
+    # sockets to close.
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5
+    )
+    server = _Server(config)
+    life.stop = lambda: setattr(server, "should_exit", True)
+    server.run()
+    return ENGINE_DEAD_EXIT if life.state == "dead" else 0
 
 
 class BackgroundServer:

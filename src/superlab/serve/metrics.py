@@ -45,6 +45,8 @@ class Metrics:
         "superlab:rejected_requests_total": ("counter", "Requests refused by a limit."),
         "superlab:refusals_total": ("counter", "Safety refusals, by category and stage."),
         "superlab:policy_flags_total": ("counter", "Safety flags logged but allowed."),
+        "superlab:key_tokens_used": ("gauge", "Tokens a key has used, by key name."),
+        "superlab:key_tokens_reserved": ("gauge", "Tokens held by a key's requests in flight."),
     }
     BUCKETS: ClassVar[dict[str, tuple[float, ...]]] = {
         "vllm:time_to_first_token_seconds": TTFT_BUCKETS,
@@ -63,6 +65,12 @@ class Metrics:
         key = self.base + tuple(sorted(labels.items()))
         with self._lock:
             self._values[name][key] = self._values[name].get(key, 0.0) + value
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        """Set a labelled gauge (one value per label set)."""
+        key = self.base + tuple(sorted(labels.items()))
+        with self._lock:
+            self._values[name][key] = value
 
     def observe(self, name: str, value: float) -> None:
         buckets = self.BUCKETS[name]
@@ -86,9 +94,9 @@ class Metrics:
         with self._lock:
             for name, (kind, text) in self.HELP.items():
                 lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}"]
-                if kind == "gauge":
+                if kind == "gauge" and name not in self._values:
                     lines.append(f"{name}{_fmt_labels(self.base)} {self.gauges.get(name, 0.0)}")
-                elif kind == "counter":
+                elif kind in ("counter", "gauge"):
                     for labels, v in sorted(self._values[name].items()):
                         lines.append(f"{name}{_fmt_labels(labels)} {v}")
                 else:

@@ -1,15 +1,27 @@
 """OpenAI-shaped requests, errors and the chat template.
 
 Requests are pydantic models that ignore fields we do not use (clients send many) but
-check the type of every field we read; a bad one is answered 400 naming it. Errors have
-OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
+check the type and range of every field we read; a bad one is answered 400 naming it,
+with a ``code``. Ranges are OpenAI's (API reference, "Create chat completion" and
+"Create completion"): temperature 0..2, top_p in (0, 1], presence and frequency penalty
+-2..2, logit_bias -100..100, at most 4 stop strings, top_logprobs 0..20, seed a signed
+64-bit integer. Errors have OpenAI's shape: ``{"error": {"message", "type", "param",
+"code"}}``.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 
 class ApiError(Exception):
@@ -42,6 +54,20 @@ class ApiError(Exception):
         }
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def loads(raw: bytes) -> Any:
+    """A JSON body; anything that is not strict JSON (bad bytes, NaN, nesting past Python's
+    recursion limit) is a 400 ``invalid_json``, never a 500."""
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError too
+        msg = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+        raise ApiError(400, f"the body is not valid JSON: {msg}", None, "invalid_json") from None
+
+
 def parse(model: type[BaseModel], body: Any) -> Any:
     """Validate a JSON body; the first problem becomes a 400 naming its field."""
     if not isinstance(body, dict):
@@ -51,7 +77,14 @@ def parse(model: type[BaseModel], body: Any) -> Any:
     except ValidationError as e:
         err = e.errors()[0]
         param = ".".join(str(p) for p in err["loc"]) or None
-        raise ApiError(400, f"{param}: {err['msg']}", param, "invalid_value") from None
+        msg = str(err["msg"])[:300]
+        raise ApiError(400, f"{param}: {msg}", param, "invalid_value") from None
+    except RecursionError:
+        raise ApiError(400, "the body is nested too deeply", None, "invalid_body") from None
+
+
+INT64 = 2**63
+MAX_LOGIT_BIAS = 300  # entries; our bound, so that one request's bias stays cheap per step
 
 
 class _Request(BaseModel):
@@ -62,13 +95,31 @@ class _Request(BaseModel):
     temperature: float = Field(default=1.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=1)  # vLLM's extension; -1 means off there
-    repetition_penalty: float = Field(default=1.0, gt=0)
+    # vLLM's extension (CTRL's rule). 1 is off; the bounds keep every logit finite in
+    # float32 (a logit over 1e4 never occurs; 1e4 / 0.01 = 1e6).
+    repetition_penalty: float = Field(default=1.0, ge=0.01, le=100)
+    presence_penalty: float = Field(default=0.0, ge=-2, le=2)
+    frequency_penalty: float = Field(default=0.0, ge=-2, le=2)
+    logit_bias: dict[str, float] | None = Field(default=None, max_length=MAX_LOGIT_BIAS)
     stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = Field(default=1, ge=1, le=1)
+    seed: int | None = Field(default=None, ge=-INT64, lt=INT64)
+    n: int = Field(default=1, ge=1)  # the server's own maximum (serve.max_n) is checked later
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     user: str | None = None
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, v: dict[str, float] | None) -> dict[str, float] | None:
+        for token, bias in (v or {}).items():
+            if not token.isdigit():  # OpenAI's keys are token ids as strings
+                raise ValueError(f"key {token[:40]!r} is not a token id")
+            if not -100 <= bias <= 100:
+                raise ValueError(f"{token}: {bias} is outside -100..100")
+        return v
+
+    def bias(self) -> tuple[tuple[int, float], ...]:
+        return tuple((int(t), b) for t, b in (self.logit_bias or {}).items())
 
     @field_validator("top_k", mode="before")
     @classmethod
@@ -96,28 +147,44 @@ class CompletionRequest(_Request):
 
     prompt: str | list[str] | list[int] | list[list[int]]
     echo: bool = False
-    logprobs: int | None = Field(default=None, ge=0, le=20)
+    logprobs: int | None = Field(default=None, ge=0, le=20)  # OpenAI: 0..5; vLLM: 0..20
+
+
+class ContentPart(BaseModel):
+    """One part of a message's content; only ``text`` parts are read."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str
+    text: str | None = None
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    role: Literal["system", "user", "assistant", "developer"]
-    content: str | list[dict[str, Any]]
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[ContentPart]
 
     def text(self) -> str:
         if isinstance(self.content, str):
             return self.content
-        return "".join(part.get("text", "") for part in self.content if part.get("type") == "text")
+        return "".join(p.text or "" for p in self.content if p.type == "text")
 
 
 class ChatRequest(_Request):
     """POST /v1/chat/completions."""
 
     messages: list[Message] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=1)  # chat has no prompt-only request
+    max_completion_tokens: int | None = Field(default=None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=20)
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_needs_logprobs(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is not None and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs: true")  # as OpenAI answers
+        return v
 
 
 class TokenizeRequest(BaseModel):

@@ -1,5 +1,6 @@
 """Choosing the next token from logits: greedy, temperature, top-k, top-p (nucleus),
-repetition penalty; ``SamplingParams`` holds one request's settings."""
+repetition, presence and frequency penalties, logit bias; ``SamplingParams`` holds one
+request's settings."""
 
 from __future__ import annotations
 
@@ -36,7 +37,11 @@ def sample_next(
     """One token id; temperature 0 means greedy (argmax)."""
     if temperature == 0:
         return int(torch.argmax(logits_V))
-    probs_V = torch.softmax(filter_logits(logits_V.float() / temperature, top_k, top_p), dim=-1)
+    # Shift so the largest logit is 0 and keep it 0: a tiny temperature (1e-300 is inside
+    # OpenAI's 0..2, and 0 in float32) then sends the others to -inf, never to nan.
+    shifted_V = logits_V.float() - logits_V.float().max()
+    scaled_V = torch.where(shifted_V == 0, 0.0, shifted_V / temperature)
+    probs_V = torch.softmax(filter_logits(scaled_V, top_k, top_p), dim=-1)
     return int(torch.multinomial(probs_V, 1, generator=generator))
 
 
@@ -52,6 +57,20 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: int | None = None  # also return this many top log-probabilities per token
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, bias added to its logit)
+
+    @property
+    def greedy(self) -> bool:
+        """Argmax of the raw logits: nothing reshapes them."""
+        return (
+            self.temperature == 0
+            and self.repetition_penalty == 1.0
+            and not self.presence_penalty
+            and not self.frequency_penalty
+            and not self.logit_bias
+        )
 
     def __post_init__(self) -> None:
         checks = {
@@ -60,6 +79,9 @@ class SamplingParams:
             "top_k": self.top_k is None or self.top_k >= 1,
             "top_p": self.top_p is None or 0 < self.top_p <= 1,
             "repetition_penalty": self.repetition_penalty > 0,
+            "presence_penalty": -2 <= self.presence_penalty <= 2,
+            "frequency_penalty": -2 <= self.frequency_penalty <= 2,
+            "logit_bias": all(-100 <= b <= 100 for _, b in self.logit_bias),
             "logprobs": self.logprobs is None or self.logprobs >= 0,
         }
         for name, ok in checks.items():
@@ -81,4 +103,30 @@ def apply_repetition_penalty(
     ids = torch.tensor(sorted(set(seen)), dtype=torch.long, device=out.device)
     picked = out[ids]
     out[ids] = torch.where(picked > 0, picked / penalty, picked * penalty)
+    return out
+
+
+def apply_openai_penalties(
+    logits_V: torch.Tensor,
+    generated: list[int],
+    presence: float,
+    frequency: float,
+    bias: tuple[tuple[int, float], ...],
+) -> torch.Tensor:
+    """OpenAI's presence and frequency penalties over the generated tokens, then logit bias.
+
+    ``logit -= count * frequency + (count > 0) * presence`` (OpenAI's "Parameter details"
+    in the text generation guide); ``logit_bias`` adds its value to a token's logit.
+    """
+    penalised = bool((presence or frequency) and generated)
+    if not penalised and not bias:
+        return logits_V
+    out = logits_V.clone()
+    if penalised:
+        counts_V = torch.bincount(torch.tensor(generated, dtype=torch.long), minlength=out.numel())[
+            : out.numel()
+        ].to(out.device, out.dtype)
+        out -= counts_V * frequency + (counts_V > 0).to(out.dtype) * presence
+    for token, b in bias:
+        out[token] += b
     return out

@@ -1,8 +1,14 @@
 """Token ids in, releasable text out: incremental detokenization and stop strings.
 
-Text is released only when no later token can change it: a trailing U+FFFD (the start of
-a UTF-8 character split across tokens) and any tail that could still grow into a stop
-string are held back. A stop string ends the text just before it (OpenAI's ``stop``).
+Text is released only when no later token can change it: a UTF-8 character split across
+tokens (its bytes decode to a trailing U+FFFD) and any tail that could still grow into a
+stop string are held back. A stop string ends the text just before it (OpenAI's ``stop``).
+
+Each token costs work independent of the text's length: only the new tokens are decoded,
+with the token before them as context (vLLM's incremental detokenization, its
+``detokenize_incrementally``: decoders such as SentencePiece's Metaspace treat a text's
+first token differently, so a token is decoded after its neighbour and the neighbour's own
+text is subtracted), and stop strings are searched only where a new match could start.
 """
 
 from __future__ import annotations
@@ -18,27 +24,42 @@ class TextStream:
     def __init__(self, tokenizer: Tokenizer, stop: tuple[str, ...] = ()) -> None:
         self.tokenizer = tokenizer
         self.stop = tuple(s for s in stop if s)
+        self.longest_stop = max((len(s) for s in self.stop), default=0)
         self.ids: list[int] = []
+        self.text = ""  # the text of ids[:read], whole characters only
+        self.prefix = 0  # ids[prefix:read] are decoded again as context for the next ones
+        self.read = 0
         self.released = ""
         self.stopped = False
 
     def push(self, token_id: int) -> str:
         """Add a token; return the text newly safe to release (sets ``stopped`` on a stop)."""
         self.ids.append(token_id)
-        full = self.tokenizer.decode(self.ids)
-        cut = min((i for i in (full.find(s) for s in self.stop) if i >= 0), default=-1)
+        self._decode_new()
+        full = self.text
+        # A match starting earlier would lie inside text already searched (and released).
+        start = max(0, len(self.released) - self.longest_stop + 1)
+        cut = min((i for i in (full.find(s, start) for s in self.stop) if i >= 0), default=-1)
         if cut >= 0:
             self.stopped = True
             return self._release(full[:cut])
-        safe = len(full.rstrip(REPLACEMENT))
-        safe -= self._stop_prefix(full[:safe])
-        return self._release(full[:safe])
+        return self._release(full[: len(full) - self._stop_prefix(full)])
 
     def finish(self) -> str:
         """The text held back so far (the sequence ended without a stop string)."""
         if self.stopped:
             return ""
         return self._release(self.tokenizer.decode(self.ids))
+
+    def _decode_new(self) -> None:
+        """Extend ``text`` with what the tokens after ``read`` add, once they end on a whole
+        character (a split one decodes to a trailing U+FFFD until its last byte comes)."""
+        before = self.tokenizer.decode(self.ids[self.prefix : self.read])
+        after = self.tokenizer.decode(self.ids[self.prefix :])
+        if after.endswith(REPLACEMENT) or not after.startswith(before):
+            return
+        self.text += after[len(before) :]
+        self.prefix, self.read = self.read, len(self.ids)
 
     def _release(self, upto: str) -> str:
         if not upto.startswith(self.released) or len(upto) <= len(self.released):

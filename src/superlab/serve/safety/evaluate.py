@@ -1,4 +1,9 @@
-"""Refusal rate on a red-team set and false-refusal rate on a benign set, for a policy.
+"""Refusal rates of a policy on labelled sets: the YAML pair and the JSONL sets.
+
+JSONL sets (``sets/*.jsonl``, ``superlab safety eval``): ``score`` reports refusals per
+category, the minor-floor refusal rate, false refusals and a confusion matrix.
+
+YAML pair:
 
     python -m superlab.serve.safety.evaluate tests/serve/data/redteam.yaml \\
         tests/serve/data/benign.yaml [--policy POLICY.yaml]
@@ -56,6 +61,202 @@ def evaluate(policy: Policy, redteam: Path, benign: Path) -> Rates:
             r.refused_benign += 1
             r.false_refusals.append(prompt)
     return r
+
+
+# ----------------------------------------------------------------- JSONL sets
+
+SETS = Path(__file__).with_name("sets")
+LABELS = ("harmful", "benign")
+
+
+class SetError(ValueError):
+    """A set file that cannot be read; the message names the file and line."""
+
+
+@dataclass
+class Item:
+    """One labelled prompt: ``text`` and the conversation it is checked in."""
+
+    label: str
+    category: str | None
+    minor: bool
+    messages: list[tuple[str, str]]
+    split: str | None = None
+    adversarial: str | None = None
+
+    @property
+    def text(self) -> str:
+        return "\n".join(c for _, c in self.messages)
+
+
+def load_set(path: Path) -> list[Item]:
+    """The items of a JSONL set (``prompt`` or ``messages``, ``label``, ``category``...)."""
+    import json
+
+    from superlab.serve.safety.policy import CATEGORIES, ROLES
+
+    items = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as e:
+        raise SetError(f"{path}: cannot read: {e.strerror}") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{n}"
+        try:
+            d = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SetError(f"{where}: not JSON: {e.msg}") from None
+        if not isinstance(d, dict):
+            raise SetError(f"{where}: not a JSON object")
+        label = d.get("label")
+        if label not in LABELS:
+            raise SetError(f"{where}: label: {label!r} is not harmful/benign")
+        cat = d.get("category")
+        if label == "harmful" and cat not in CATEGORIES:
+            raise SetError(f"{where}: category: {cat!r} is not one of S1..S14")
+        if "messages" in d:
+            msgs = d["messages"]
+            ok = (
+                isinstance(msgs, list)
+                and msgs
+                and all(
+                    (
+                        isinstance(m, list | tuple)
+                        and len(m) == 2
+                        and m[0] in ROLES
+                        and isinstance(m[1], str)
+                    )
+                    or (
+                        isinstance(m, dict)
+                        and m.get("role") in ROLES
+                        and isinstance(m.get("content"), str)
+                    )
+                    for m in msgs
+                )
+            )
+            if not ok:
+                raise SetError(
+                    f"{where}: messages: not a list of [role, content] or {{role, content}}"
+                )
+            conv = [
+                (m["role"], m["content"]) if isinstance(m, dict) else (m[0], m[1]) for m in msgs
+            ]
+        elif isinstance(d.get("prompt"), str):
+            conv = [("user", d["prompt"])]
+        else:
+            raise SetError(f"{where}: prompt: needs a string `prompt` or a list `messages`")
+        items.append(
+            Item(
+                label,
+                cat if label == "harmful" else None,
+                bool(d.get("minor", False)),
+                conv,
+                d.get("split"),
+                d.get("adversarial"),
+            )
+        )
+    if not items:
+        raise SetError(f"{path}: no items")
+    return items
+
+
+@dataclass
+class Report:
+    """Refusals per category, false refusals and the confusion matrix of one set."""
+
+    by_category: dict[str, list[int]] = field(default_factory=dict)  # cat -> [refused, total]
+    minor: list[int] = field(default_factory=lambda: [0, 0])
+    matrix: dict[str, int] = field(default_factory=lambda: {"tp": 0, "fn": 0, "fp": 0, "tn": 0})
+    missed: list[str] = field(default_factory=list)
+    false_refusals: list[str] = field(default_factory=list)
+
+    @property
+    def harmful_refusal(self) -> float:
+        return self.matrix["tp"] / max(self.matrix["tp"] + self.matrix["fn"], 1)
+
+    @property
+    def benign_false_refusal(self) -> float:
+        return self.matrix["fp"] / max(self.matrix["fp"] + self.matrix["tn"], 1)
+
+    @property
+    def minor_refusal(self) -> float:
+        return self.minor[0] / max(self.minor[1], 1)
+
+    def as_dict(self) -> dict:
+        return {
+            "harmful_refusal": self.harmful_refusal,
+            "minor_floor_refusal": self.minor_refusal,
+            "benign_false_refusal": self.benign_false_refusal,
+            "refusal_by_category": {
+                c: r / t for c, (r, t) in sorted(self.by_category.items(), key=_cat_order)
+            },
+            "counts_by_category": {
+                c: {"refused": r, "total": t} for c, (r, t) in self.by_category.items()
+            },
+            "confusion": self.matrix,
+            "missed": self.missed,
+            "false_refusals": self.false_refusals,
+        }
+
+
+def _cat_order(kv: tuple[str, object]) -> int:
+    return int(kv[0][1:])  # S2 before S10
+
+
+def score(policy: Policy, items: list[Item]) -> Report:
+    """Check each item as an input: its last message in the context of all its messages.
+
+    A harmful item counts as refused when the policy refuses it; for a category the policy
+    only logs (S6, S8 by default), when it flags it.
+    """
+    r = Report()
+    for it in items:
+        v = policy.check(it.messages[-1][1], it.messages)
+        if it.label == "harmful":
+            assert it.category is not None
+            hit = v.refused or (policy.actions[it.category] == "log" and v.action == "log")
+            row = r.by_category.setdefault(it.category, [0, 0])
+            row[0] += hit
+            row[1] += 1
+            if it.minor:
+                r.minor[0] += v.refused
+                r.minor[1] += 1
+            r.matrix["tp" if hit else "fn"] += 1
+            if not hit:
+                r.missed.append(f"{it.category}: {it.text[:120]!r}")
+        else:
+            r.matrix["fp" if v.refused else "tn"] += 1
+            if v.refused:
+                r.false_refusals.append(f"{v.category}: {it.text[:120]!r}")
+    return r
+
+
+def format_report(r: Report) -> str:
+    """Plain-text report: per category, false refusals and the confusion matrix."""
+    lines = [f"{'category':<9} refused/total  rate"]
+    for c, (ref, tot) in sorted(r.by_category.items(), key=_cat_order):
+        lines.append(f"{c:<9} {ref:>7}/{tot:<5} {ref / tot:.3f}")
+    m = r.matrix
+    lines += [
+        f"harmful refused {m['tp']}/{m['tp'] + m['fn']} = {r.harmful_refusal:.3f}",
+        f"minor (floor) refused {r.minor[0]}/{r.minor[1]} = {r.minor_refusal:.3f}",
+        f"benign refused {m['fp']}/{m['fp'] + m['tn']} = {r.benign_false_refusal:.3f}",
+        "confusion      refused  allowed",
+        f"  harmful      {m['tp']:>7}  {m['fn']:>7}",
+        f"  benign       {m['fp']:>7}  {m['tn']:>7}",
+    ]
+    lines += [f"missed {x}" for x in r.missed] + [f"false refusal {x}" for x in r.false_refusals]
+    return "\n".join(lines)
+
+
+def eval_set(path: Path, policy: Path | None = None, as_json: bool = False) -> str:
+    """``superlab safety eval``: the report of ``policy`` on the set in ``path``."""
+    import json
+
+    r = score(Policy.load(policy), load_set(path))
+    return json.dumps(r.as_dict(), indent=2) if as_json else format_report(r)
 
 
 def main() -> None:

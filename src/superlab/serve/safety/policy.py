@@ -8,22 +8,26 @@ Policy YAML (every key optional; categories left out keep the default action)::
     thresholds:            # classifier score needed to flag a category (default: tuned)
       S6: 0.8
     classifier: true       # the n-gram classifier layer (needs scikit-learn)
+    guard_model: PATH      # a Llama Guard 3 checkpoint (local Hugging Face folder), ``guard.py``
     log_user_text: false   # refusal logs carry the user's text
 
 ``refuse`` blocks the input (or cuts the output); ``log`` lets it through and counts it;
 ``allow`` ignores the category. Whatever the file says, the minor-safety floor refuses
-sexual or romantic content involving a minor (``floor.py``).
+sexual or romantic content involving a minor (``floor.py``): it is a check of its own,
+run outside ``checks``, and any S4 flag of any check is refused with it.
+
+``Policy.check(text, conversation)`` reads the whole conversation: each message a plain
+string (a user's) or a ``(role, content)`` tuple, every role included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import yaml
-
-from superlab.serve.safety import floor
 
 Action = Literal["allow", "refuse", "log"]
 ACTIONS = ("allow", "refuse", "log")
@@ -62,12 +66,29 @@ class Flag:
     source: str
 
 
+ROLES = ("system", "developer", "user", "assistant", "tool")
+Message = tuple[str, str]
+
+
 class Check(Protocol):
-    """One layer of checks."""
+    """One layer of checks: ``text`` in the context of the conversation's messages."""
 
     name: str
 
-    def flags(self, text: str) -> list[Flag]: ...
+    def flags(self, text: str, conversation: Sequence[Message]) -> list[Flag]: ...
+
+
+def messages(conversation: Sequence[str | Message] | None) -> list[Message]:
+    """The conversation as (role, content) tuples; a plain string is a user's message."""
+    out: list[Message] = []
+    for i, m in enumerate(conversation or ()):
+        if isinstance(m, str):
+            out.append(("user", m))
+        elif isinstance(m, tuple | list) and len(m) == 2 and all(isinstance(x, str) for x in m):
+            out.append((m[0], m[1]))
+        else:
+            raise TypeError(f"conversation[{i}]: not a string or a (role, content) pair")
+    return out
 
 
 @dataclass
@@ -84,12 +105,22 @@ class Verdict:
         return self.action == "refuse"
 
 
+def scan_texts(text: str, conversation: Sequence[Message]) -> list[str]:
+    """What a check reads: the conversation joined (one pass, cached across an output's
+    pieces; a request split over turns reads as one), and ``text`` unless it is one of
+    the conversation's messages (an input check's text usually is)."""
+    joined = "\n".join(c for _, c in conversation)
+    if any(text == c for _, c in conversation):
+        return [joined]
+    return [t for t in (text, joined) if t]
+
+
 class PolicyError(ValueError):
     """A policy file that cannot be used; the message names the field."""
 
 
 class Policy:
-    """Actions per category over pluggable checks, with the floor applied last."""
+    """Actions per category over pluggable checks, and the minor-safety floor beside them."""
 
     def __init__(
         self,
@@ -97,9 +128,12 @@ class Policy:
         checks: list[Check] | None = None,
         log_user_text: bool = False,
     ) -> None:
+        from superlab.serve.safety.floor import FloorCheck
+
         self.actions: dict[str, Action] = DEFAULT_ACTIONS | (actions or {})
         self.checks = checks if checks is not None else default_checks()
         self.log_user_text = log_user_text
+        self.floor = FloorCheck()  # not in ``checks``: nothing configurable reaches it
 
     @classmethod
     def load(cls, path: str | Path | None) -> Policy:
@@ -111,7 +145,10 @@ class Policy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "policy") -> Policy:
-        unknown = set(data) - {"categories", "thresholds", "classifier", "log_user_text"}
+        if not isinstance(data, dict):
+            raise PolicyError(f"{source}: not a mapping of policy fields")
+        known = {"categories", "thresholds", "classifier", "guard_model", "log_user_text"}
+        unknown = set(data) - known
         if unknown:
             raise PolicyError(f"{source}: unknown field(s) {sorted(unknown)}")
         actions: dict[str, Action] = {}
@@ -131,16 +168,28 @@ class Policy:
         if not isinstance(use_classifier, bool):
             raise PolicyError(f"{source}: classifier: {use_classifier!r} is not true/false")
         checks = default_checks(use_classifier, {c: float(t) for c, t in thresholds.items()})
+        guard = data.get("guard_model")
+        if guard is not None:
+            if not isinstance(guard, str) or not Path(guard).is_dir():
+                raise PolicyError(f"{source}: guard_model: {guard!r} is not a folder")
+            try:  # torch and the model: only when asked for
+                from superlab.serve.safety.guard import GuardCheck
+
+                checks.append(GuardCheck.load(guard))
+            except (ImportError, OSError, ValueError) as e:
+                raise PolicyError(f"{source}: guard_model: {e}") from None
         return cls(actions, checks, bool(data.get("log_user_text", False)))
 
-    def check(self, text: str, user_texts: list[str] | None = None) -> Verdict:
-        """The verdict for ``text``; ``user_texts`` (the conversation) feed the floor."""
-        flags = [f for c in self.checks for f in c.flags(text)]
-        verdict = self._decide(flags)
-        # The floor comes last: a policy that allows S4 or S12 cannot override it.
-        if floor.violates(text, user_texts or [], flags):
-            return Verdict("refuse", "S4", flags, floor=True)
-        return verdict
+    def check(self, text: str, conversation: Sequence[str | Message] | None = None) -> Verdict:
+        """The verdict for ``text`` (an input, or output so far) within ``conversation``."""
+        conv = messages(conversation)
+        flags = [f for c in self.checks for f in c.flags(text, conv)]
+        floor_flags = self.floor.flags(text, conv)
+        # The floor comes first and any S4 flag joins it: no action, threshold or layer
+        # setting of the policy file can let S4 through.
+        if floor_flags or any(f.category == "S4" for f in flags):
+            return Verdict("refuse", "S4", flags + floor_flags, floor=True)
+        return self._decide(flags)
 
     def _decide(self, flags: list[Flag]) -> Verdict:
         logged = None
