@@ -280,17 +280,7 @@ async def completion_events(
     runs: list[Run], include_usage: bool, res: Reservation
 ) -> AsyncIterator[Event]:
     """A completions stream: text chunks of every choice, a finish chunk each, usage."""
-    ctx = runs[0].ctx
-    cid = f"cmpl-{runs[0].id}"
-
-    def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "id": cid,
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": ctx.name,
-            "choices": choices,
-        }
+    obj = "text_completion"
 
     async def one(i: int, run: Run) -> AsyncIterator[dict[str, Any]]:
         async with aclosing(run.pieces()) as pieces:
@@ -299,17 +289,8 @@ async def completion_events(
                     yield {"index": i, "text": piece, "logprobs": None, "finish_reason": None}
         yield {"index": i, "text": "", "logprobs": None, "finish_reason": run.finish or "length"}
 
-    try:
-        async with aclosing(merge([one(i, r) for i, r in enumerate(runs)])) as choices:
-            async for choice in choices:
-                yield chunk([choice])
-        if include_usage:
-            yield {**chunk([]), "usage": usage(runs, [runs[0].ids])}
-    except ApiError as e:
-        yield e.body()
-    finally:
-        res.settle()
-    yield "[DONE]"
+    async for event in _stream(runs, one, obj, include_usage, res):
+        yield event
 
 
 # ---------------------------------------------------------------------------- chat
@@ -342,16 +323,7 @@ async def chat_events(
 ) -> AsyncIterator[Event]:
     """A chat stream: a role chunk, content chunks, a finish chunk per choice, usage."""
     ctx = runs[0].ctx
-    cid = f"chatcmpl-{runs[0].id}"
-
-    def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "id": cid,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": ctx.name,
-            "choices": choices,
-        }
+    obj = "chat.completion.chunk"
 
     async def one(i: int, run: Run) -> AsyncIterator[dict[str, Any]]:
         yield {
@@ -367,6 +339,31 @@ async def chat_events(
                     delta = {"content": piece}
                     yield {"index": i, "delta": delta, "logprobs": lp, "finish_reason": None}
         yield {"index": i, "delta": {}, "logprobs": None, "finish_reason": run.finish or "length"}
+
+    async for event in _stream(runs, one, obj, include_usage, res):
+        yield event
+
+
+async def _stream(
+    runs: list[Run],
+    one: Callable[[int, Run], AsyncIterator[dict[str, Any]]],
+    obj: str,
+    include_usage: bool,
+    res: Reservation,
+) -> AsyncIterator[Event]:
+    """Every choice's pieces (``one``) merged into chunks of ``obj``, then usage and
+    ``[DONE]``; an error ends the stream as a final error event; the reservation is
+    settled however it ends."""
+    prefix = "chatcmpl" if obj.startswith("chat") else "cmpl"
+
+    def chunk(choices: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "id": f"{prefix}-{runs[0].id}",
+            "object": obj,
+            "created": int(time.time()),
+            "model": runs[0].ctx.name,
+            "choices": choices,
+        }
 
     try:
         async with aclosing(merge([one(i, r) for i, r in enumerate(runs)])) as choices:
