@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from superlab.common.deps import require
 from superlab.data.dedup.lsh import NearDupResult
 from superlab.data.dedup.minhash_store import iter_refs
 
@@ -18,11 +19,8 @@ def write_duplicates_parquet(
 
     ``signature_files`` are the ones ``result`` was computed from: their refs files give ids.
     """
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError("duplicates.parquet needs pyarrow: pip install pyarrow") from e
+    pa = require("pyarrow", "duplicates.parquet")
+    pq = require("pyarrow.parquet", "duplicates.parquet")
     wanted = np.union1d(result.removed, result.survivor)
     refs = {g: (i, src, off) for g, i, src, off in iter_refs(list(signature_files), wanted)}
     columns = {

@@ -9,14 +9,12 @@ the global document index.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
+from superlab.common.atomic import atomic_write_with
 from superlab.data.dedup.minhash import MinHasher
 from superlab.data.document import Document
 
@@ -34,21 +32,9 @@ def refs_path(sig_path: Path) -> Path:
     return sig_path.with_name(sig_path.name.removesuffix(SIG_SUFFIX) + REFS_SUFFIX)
 
 
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_array(path: Path, arr: np.ndarray) -> None:
     """``np.save`` by atomic rename: a reader sees the whole file or none."""
-    _atomic_write(Path(path), lambda f: np.save(f, arr))
+    atomic_write_with(Path(path), lambda f: np.save(f, arr))
 
 
 def write_signatures(
@@ -72,7 +58,7 @@ def write_signatures(
     if batch or not sigs:
         flush()
     sig_DP = np.concatenate(sigs)
-    _atomic_write(refs_path(path), lambda f: f.writelines(refs))
+    atomic_write_with(refs_path(path), lambda f: f.writelines(refs))
     save_array(path, sig_DP)  # last: its presence marks the shard done
     return len(sig_DP)
 

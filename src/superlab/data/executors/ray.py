@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from superlab.common import StageError
+from superlab.common.deps import require
 from superlab.data.executors import OnDone
 
 T = TypeVar("T")
@@ -22,14 +23,9 @@ R = TypeVar("R")
 
 
 def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise StageError(
-            "data.executor 'ray' needs Ray: pip install 'superlab[ray]' "
-            "(or set data.executor: local)"
-        ) from None
-    return ray
+    return require(
+        "ray", "data.executor 'ray'", "ray", instead="data.executor: local", error=StageError
+    )
 
 
 class RayExecutor:

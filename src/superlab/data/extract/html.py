@@ -6,8 +6,10 @@ Settings were chosen on the scrapinghub article-extraction benchmark (181 pages,
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
+from superlab.common.deps import require
 from superlab.data.errors import DataError
 from superlab.data.extract.charset import decode_html
 
@@ -26,11 +28,11 @@ TRAFILATURA_OPTIONS: dict[str, Any] = {
 }
 
 
-def _need(package: str, extra: str) -> DataError:
-    return DataError(
-        f"HTML extraction with {package} needs the '{package}' package "
-        f"(pip install {package}, or the superlab[{extra}] extra)"
-    )
+def _need(package: str) -> ModuleType:
+    """Import ``package`` (dotted), or a ``DataError`` naming the extra that brings it."""
+    name = package.split(".")[0]
+    extra = "web" if name == "trafilatura" else name
+    return require(package, f"HTML extraction with {name}", extra, error=DataError)
 
 
 def extract_text(
@@ -58,27 +60,16 @@ def require_extractor(extractor: str) -> None:
     """Raise ``DataError`` now, naming the package, if ``extractor`` cannot be imported."""
     if extractor not in EXTRACTORS:
         raise DataError(f"unknown extractor {extractor!r} (expected one of {EXTRACTORS})")
-    package = extractor
-    try:
-        __import__(package)
-    except ImportError:
-        raise _need(package, "web" if package == "trafilatura" else package) from None
+    _need(extractor)
 
 
 def _trafilatura(html: str, url: str | None) -> str | None:
-    try:
-        import trafilatura
-    except ImportError:
-        raise _need("trafilatura", "web") from None
+    trafilatura = _need("trafilatura")
     return trafilatura.extract(html, url=url, **TRAFILATURA_OPTIONS)
 
 
 def _resiliparse(html: str) -> str | None:
-    try:
-        from resiliparse.extract.html2text import extract_plain_text
-        from resiliparse.parse.html import HTMLTree
-    except ImportError:
-        raise _need("resiliparse", "resiliparse") from None
+    html2text = _need("resiliparse.extract.html2text")
+    tree = _need("resiliparse.parse.html").HTMLTree.parse(html)
     # main_content drops navigation, headers and footers by resiliparse's own heuristics.
-    tree = HTMLTree.parse(html)
-    return extract_plain_text(tree, main_content=True, preserve_formatting=True)
+    return html2text.extract_plain_text(tree, main_content=True, preserve_formatting=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from superlab.common.deps import require
 from superlab.config.recipe import LanguageConfig
 from superlab.data.document import Document
 from superlab.data.filters import Verdict
@@ -25,14 +26,10 @@ def identifier() -> Any:
     """The process's py3langid identifier with probability scores."""
     global _IDENTIFIER
     if _IDENTIFIER is None:
-        try:
-            from py3langid.langid import MODEL_FILE, LanguageIdentifier
-        except ImportError as e:  # pragma: no cover - depends on the environment
-            raise ImportError(
-                "language filtering needs py3langid: pip install py3langid "
-                "(or set data.language.enabled: false)"
-            ) from e
-        _IDENTIFIER = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        langid = require(
+            "py3langid.langid", "language filtering", instead="data.language.enabled: false"
+        )
+        _IDENTIFIER = langid.LanguageIdentifier.from_model_file(langid.MODEL_FILE, norm_probs=True)
     return _IDENTIFIER
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from superlab.common.deps import require
 from superlab.data.document import BadRecord, Document
 from superlab.data.errors import DataError
 from superlab.data.readers.paths import file_stem
@@ -22,15 +23,8 @@ BATCH_ROWS = 512  # rows per record batch: bounds memory to ~512 documents at a 
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise DataError(
-            "reading Parquet needs the 'pyarrow' package "
-            "(pip install pyarrow, or the superlab[parquet] extra)"
-        ) from None
-    return pa, pq
+    pq = require("pyarrow.parquet", "reading Parquet", error=DataError)
+    return require("pyarrow", "reading Parquet", error=DataError), pq
 
 
 def read_parquet_file(

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from superlab.common.deps import require
 from superlab.data.document import BadRecord, Document
 from superlab.data.errors import DataError
 from superlab.data.extract import decode_html, extract_text, require_extractor
@@ -34,15 +35,9 @@ SNIFF_BYTES = 1024
 
 
 def _warcio() -> tuple[Any, type[Exception]]:
-    try:
-        from warcio.archiveiterator import ArchiveIterator
-        from warcio.exceptions import ArchiveLoadFailed
-    except ImportError:
-        raise DataError(
-            "reading WARC needs the 'warcio' package "
-            "(pip install warcio, or the superlab[web] extra)"
-        ) from None
-    return ArchiveIterator, ArchiveLoadFailed
+    iterators = require("warcio.archiveiterator", "reading WARC", "web", error=DataError)
+    exceptions = require("warcio.exceptions", "reading WARC", "web", error=DataError)
+    return iterators.ArchiveIterator, exceptions.ArchiveLoadFailed
 
 
 def read_warc_file(

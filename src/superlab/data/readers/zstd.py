@@ -10,6 +10,7 @@ import io
 from pathlib import Path
 from typing import IO, Any
 
+from superlab.common.deps import require
 from superlab.data.errors import DataError
 
 CHUNK = 1 << 20  # compressed bytes read at a time
@@ -17,13 +18,7 @@ CHUNK = 1 << 20  # compressed bytes read at a time
 
 def open_zst(path: Path) -> IO[bytes]:
     """A buffered binary reader of the decompressed content of ``path``."""
-    try:
-        import zstandard
-    except ImportError:
-        raise DataError(
-            f"{path}: reading .zst needs the 'zstandard' package "
-            "(pip install zstandard, or the superlab[zstd] extra)"
-        ) from None
+    zstandard = require("zstandard", f"{path}: reading .zst", "zstd", error=DataError)
     return io.BufferedReader(_ZstdRaw(path, zstandard))
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from superlab.common.deps import require
 from superlab.serve.safety.normalize import decoded, fold, text_cache
 from superlab.serve.safety.policy import CATEGORIES, Flag, Message, scan_texts
 
@@ -36,13 +37,13 @@ FLOOR_THRESHOLD, MARGIN = 0.35, 0.1
 
 
 def _sklearn() -> Any:
-    try:
-        import sklearn  # noqa: F401
-    except ImportError as e:
-        raise ImportError(
-            "the safety classifier needs scikit-learn: pip install 'superlab[serve]' "
-            "(or set `classifier: false` in the policy file)"
-        ) from e
+    require(
+        "sklearn",
+        "the safety classifier",
+        "serve",
+        instead="classifier: false in the policy",
+        package="scikit-learn",
+    )
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
