@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from superlab.plan import charts, commands, render
+from superlab.plan import commands, render
 from superlab.plan.catalog import UnknownAcceleratorError
 from superlab.plan.estimate import attention_flops_per_token
 from superlab.plan.inputs import (
@@ -123,7 +123,9 @@ def _emit(
 ) -> None:
     try:
         if svg is not None and tornado is not None:
-            svg.write_text(charts.tornado_svg(*tornado), "utf-8")
+            from superlab.report.plan_charts import tornado_svg
+
+            svg.write_text(tornado_svg(*tornado), "utf-8")
     except OSError as e:
         raise PlanInputError("--svg", f"cannot write {svg}: {e.strerror or e}") from None
     if html is not None:

@@ -17,9 +17,9 @@ from superlab.common import RunDir
 from superlab.config.recipe import ModelConfig, ProbeSpec, TokenizerConfig
 from superlab.data.document import Document
 from superlab.data.pack import pack
+from superlab.data.probes.generate import make_items, training_document
 from superlab.data.split import HeldoutSplit
 from superlab.data.tokenizer import train_tokenizer
-from superlab.eval.probes.generate import make_items, training_document
 from superlab.model import Transformer, save_model
 from superlab.model.transformer import ModelOutput
 

@@ -6,6 +6,7 @@ import torch
 
 from superlab.common import RunDir
 from superlab.config.recipe import ProbeSpec
+from superlab.data.probes import make_items
 from superlab.eval.contamination import (
     AuditItem,
     NGramIndex,
@@ -16,7 +17,6 @@ from superlab.eval.contamination import (
     sorted_unique,
 )
 from superlab.eval.lm import Scorer
-from superlab.eval.probes import make_items
 
 from .helpers import english, tiny_model, tokenizer, write_shards
 

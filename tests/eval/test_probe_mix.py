@@ -10,10 +10,9 @@ from superlab.common import RunDir, StageContext
 from superlab.config import Recipe
 from superlab.config.recipe import ProbeMixConfig
 from superlab.data import stage
+from superlab.data.probes import TrainOnly, probe_documents
 from superlab.data.split import HeldoutSplit
 from superlab.data.tokenizer import load_tokenizer
-from superlab.eval.probes import probe_documents
-from superlab.eval.probes.mix import TrainOnly
 
 from .helpers import english, shard_texts
 

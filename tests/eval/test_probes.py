@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from superlab.config.recipe import ProbeMixConfig, ProbeSpec
+from superlab.data.probes import KINDS, make_item, make_items, probe_documents
 from superlab.eval.lm import Scorer
-from superlab.eval.probes import KINDS, make_item, make_items, probe_documents
 from superlab.eval.probes.score import (
     chunk_relation,
     distance_bin,

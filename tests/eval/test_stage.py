@@ -11,9 +11,9 @@ import yaml
 from superlab.common import RunDir, StageError
 from superlab.config import Recipe
 from superlab.config.recipe import ProbeSpec
+from superlab.data.probes import make_items
 from superlab.eval import stage
 from superlab.eval.compare import IncomparableError, compare, load_result
-from superlab.eval.probes import make_items
 
 from .helpers import english, tiny_model, tokenizer, write_checkpoint, write_shards
 

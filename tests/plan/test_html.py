@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from superlab.cli_plan import plan_app
 from superlab.plan import commands, render
-from superlab.plan.charts import band_chart, tornado_svg
 from superlab.plan.sources import source_for, sources
+from superlab.report.plan_charts import band_chart, tornado_svg
 from superlab.report.plan_page import plan_page, write_plan_page
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,5 +1,6 @@
 """The runner with small real stages: order, skipping, needs, changed recipes, failures."""
 
+import importlib
 import json
 import textwrap
 from dataclasses import replace
@@ -50,10 +51,15 @@ def table(tmp_path, monkeypatch) -> tuple[Stage, ...]:
     monkeypatch.syspath_prepend(str(mods))
     monkeypatch.setenv("FAKE_CALLS", str(tmp_path / "calls.txt"))
     return (
-        Stage("a", (), "fakestage_a", "first"),
-        Stage("b", ("a",), "fakestage_b", "needs a"),
-        Stage("c", (), "fakestage_c", "independent"),
+        Stage("a", (), fake("a").run, "first"),
+        Stage("b", ("a",), fake("b").run, "needs a"),
+        Stage("c", (), fake("c").run, "independent"),
     )
+
+
+def fake(name: str):
+    """The fake stage module ``name`` written by the ``table`` fixture."""
+    return importlib.import_module(f"fakestage_{name}")
 
 
 def calls(tmp_path: Path) -> list[str]:
@@ -154,7 +160,7 @@ def _try_run(tmp_path, table, q):
 
 
 def test_refresh_stage_reruns_after_other_work(tmp_path, table):
-    refreshing = (*table[:2], Stage("c", (), "fakestage_c", "report-like", refresh=True))
+    refreshing = (*table[:2], Stage("c", (), fake("c").run, "report-like", refresh=True))
     run_recipe(recipe(), tmp_path / "runs", table=refreshing)
     run_recipe(recipe(), tmp_path / "runs", table=refreshing)  # nothing ran: no refresh
     assert calls(tmp_path) == ["a", "b", "c"]
@@ -189,7 +195,7 @@ def test_operational_fields_are_recipe_fields():
 
 
 def checked(table):
-    return (replace(table[0], checked=True), *table[1:])
+    return (replace(table[0], check=fake("a").check), *table[1:])
 
 
 def test_checked_stage_is_checked_on_every_run_even_when_complete(tmp_path, table, monkeypatch):

@@ -22,6 +22,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from superlab.config.recipe import ModelConfig
 from superlab.model.hf import export_hf
 from superlab.model.transformer import Transformer
+from superlab.serve.safety import CATEGORIES, Flag, Policy
 from superlab.serve.safety.guard import SELF_CHECK, GuardCheck
 from superlab.serve.safety.guard_prompt import (
     EOT,
@@ -30,7 +31,6 @@ from superlab.serve.safety.guard_prompt import (
     guard_turns,
     parse_answer,
 )
-from superlab.serve.safety.policy import CATEGORIES, Flag, Policy
 
 SPECIALS = ["<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", EOT]
 UNSAFE_PHRASE = "purple walrus recipe"  # the toy guard's S4

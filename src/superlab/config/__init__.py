@@ -4,7 +4,7 @@
 whose message is one line naming the file and the dotted field path.
 """
 
-from superlab.config.load import RecipeError, load_recipe
+from superlab.config.load import RecipeError
 from superlab.config.recipe import (
     AttentionConfig,
     DataConfig,
@@ -22,6 +22,7 @@ from superlab.config.recipe import (
     SourceConfig,
     TokenizerConfig,
     TrainConfig,
+    load_recipe,
 )
 
 __all__ = [

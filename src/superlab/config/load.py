@@ -2,26 +2,32 @@
 
 Every failure becomes one ``RecipeError`` whose message is a single line:
 ``FILE[:LINE]: dotted.field.path: what is wrong``.
+
+This module knows sections only through the schema it is given, so it sits below
+``superlab.config.recipe`` (whose ``load_recipe`` passes ``Recipe``) and imports nothing
+above ``superlab.config.section``.
 """
 
 from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from superlab.config.recipe import FieldError, Recipe
+from superlab.config.section import FieldError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class RecipeError(ValueError):
     """A recipe that cannot be used; the message is one line naming file and field."""
 
 
-def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
-    """Load, override and validate the recipe at ``path``."""
+def load_yaml(schema: type[M], path: str | Path, overrides: list[str] | None = None) -> M:
+    """Load, override and validate the YAML file at ``path`` against ``schema``."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
@@ -48,9 +54,9 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
         lines = {loc: n for loc, n in lines.items() if loc[: len(key)] != key}
         lines[key] = f"--set {item}"
     try:
-        return Recipe.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as e:
-        raise RecipeError(_explain(e, path, lines)) from None
+        raise RecipeError(_explain(e, schema, path, lines)) from None
 
 
 def _apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
@@ -88,7 +94,12 @@ def _line_index(
     return out
 
 
-def _explain(err: ValidationError, path: Path, lines: dict[tuple[str, ...], int | str]) -> str:
+def _explain(
+    err: ValidationError,
+    schema: type[BaseModel],
+    path: Path,
+    lines: dict[tuple[str, ...], int | str],
+) -> str:
     parts = []
     for e in err.errors():
         loc = tuple(str(x) for x in e["loc"])
@@ -101,16 +112,16 @@ def _explain(err: ValidationError, path: Path, lines: dict[tuple[str, ...], int 
         else:
             where = f"{path}:{line}" if line else str(path)
         field = ".".join(loc) or "(top level)"
-        parts.append(f"{where}: {field}: {_message(e, loc)}")
+        parts.append(f"{where}: {field}: {_message(e, schema, loc)}")
     shown = parts[:3]
     more = f" (and {len(parts) - len(shown)} more)" if len(parts) > len(shown) else ""
     return "; ".join(shown) + more
 
 
-def _message(e: Any, loc: tuple[str, ...]) -> str:
+def _message(e: Any, schema: type[BaseModel], loc: tuple[str, ...]) -> str:
     kind = e["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = _allowed_keys(schema, loc[:-1])
         close = difflib.get_close_matches(loc[-1], allowed, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown key{hint} (allowed: {', '.join(allowed)})"
@@ -122,9 +133,9 @@ def _message(e: Any, loc: tuple[str, ...]) -> str:
     return msg
 
 
-def _allowed_keys(loc: tuple[str, ...]) -> list[str]:
+def _allowed_keys(schema: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
     """The field names of the section at ``loc`` (for the 'did you mean' hint)."""
-    model: type[BaseModel] | None = Recipe
+    model: type[BaseModel] | None = schema
     for part in loc:
         if part.isdigit():  # an item of a list section, e.g. model.layer_pattern.1
             continue

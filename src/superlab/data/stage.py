@@ -38,6 +38,7 @@ from superlab.data.pipeline import components
 from superlab.data.pipeline.dedup import EXACT, NEAR, exact_duplicates, load_keys, merge
 from superlab.data.pipeline.run import Work, clean_all, counted
 from superlab.data.pipeline.shards import discard
+from superlab.data.probes import TrainOnly, probe_documents
 from superlab.data.readers import read_documents
 from superlab.data.split import TRAIN, HeldoutGuard, HeldoutSplit
 from superlab.data.tokenizer import load_tokenizer, train_tokenizer
@@ -234,8 +235,6 @@ def _tokenizer(work: Work, done: dict[str, Stats]) -> Stats:
         texts: Iterable[str] = (d.text for d in counted(train, bar))
         probes = ctx.recipe.data.probes
         if probes is not None and probes.docs:  # the probe documents are train text too
-            from superlab.eval.probes.mix import probe_documents
-
             texts = chain(texts, (d.text for d in probe_documents(probes)))
         tok = train_tokenizer(iter(texts), ctx.recipe.tokenizer, ctx.run.tokenizer)
     return {"vocab_size": tok.get_vocab_size(), "docs": n_train}
@@ -250,8 +249,6 @@ def _pack(work: Work, done: dict[str, Stats]) -> Stats:
     probes = ctx.recipe.data.probes
     n_probes = 0 if probes is None else probes.docs * len(probes.kinds)
     if probes is not None and n_probes:  # long-context probe documents, train split only
-        from superlab.eval.probes.mix import TrainOnly, probe_documents
-
         docs, split = chain(docs, probe_documents(probes)), TrainOnly(split)
     with ctx.progress("data: pack", done["dedup"]["docs_out"] + n_probes) as bar:
         index = pack(

@@ -27,11 +27,11 @@ from superlab.common.ckpt import latest_checkpoint
 from superlab.common.rundir import recipe_changes
 from superlab.config import Recipe
 from superlab.config.recipe import ProbeEvalConfig, ProbeSpec
+from superlab.data.probes import make_items
 from superlab.data.tokenizer import load_tokenizer
 from superlab.eval import contamination, hle
 from superlab.eval.lm import Scorer
 from superlab.eval.perplexity import heldout_stream, perplexity
-from superlab.eval.probes import make_items
 from superlab.eval.probes.score import score_items, summarize
 from superlab.model import load_model
 

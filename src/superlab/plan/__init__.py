@@ -9,7 +9,7 @@ function of keyword numpy arrays returning ``{output: array}``, so
 inputs that matter. Modules: catalog, estimate, memory, serving, depreciation,
 tax, scenario (schema/loader), fleet (quarters -> cash), montecarlo, inputs (the
 valid range of every CLI input, one-line errors), validation (published runs),
-commands (what the CLI computes), render (tables, SVG).
+commands (what the CLI computes), render (tables; the SVG charts are ``report.plan_charts``).
 """
 
 from superlab.plan.catalog import (

@@ -1,4 +1,4 @@
-"""Rich tables for the dicts that ``plan.commands`` returns (charts: ``plan.charts``)."""
+"""Rich tables for the dicts that ``plan.commands`` returns (charts: ``report.plan_charts``)."""
 
 from __future__ import annotations
 

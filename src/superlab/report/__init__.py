@@ -3,6 +3,7 @@
 The shape: each section is a function ``(run: RunDir) -> Section`` that reads
 its own file and says "not run yet" when it is absent; ``write_report(recipe,
 run)`` renders them all; ``superlab.report.stage.run(ctx)`` is the ``report`` stage.
+``plan_page`` and ``plan_charts`` draw ``superlab plan``'s numbers (``--html``, ``--svg``).
 """
 
 from superlab.report.html import Section

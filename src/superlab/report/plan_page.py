@@ -13,9 +13,9 @@ from typing import Any
 
 from superlab.common import atomic_write_text
 from superlab.plan import render
-from superlab.plan.charts import band_chart, tornado_svg
 from superlab.plan.sources import source_for
 from superlab.report.html import Section, esc, page
+from superlab.report.plan_charts import band_chart, tornado_svg
 
 # Fleet charts by quarter: (title, y label, {series name: output suffix}).
 FLEET_CHARTS = (

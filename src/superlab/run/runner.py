@@ -112,7 +112,7 @@ def _run_stage(
     ctx = StageContext(recipe=recipe, run=run, log=log)
     try:
         with display.stage(stage.name, ctx):
-            summary = stage.load()(ctx) or {}
+            summary = stage.run(ctx) or {}
     except KeyboardInterrupt as e:
         why = f" ({e})" if str(e) else ""
         log.warning("stage %s interrupted%s; run the same command again to resume", stage.name, why)
@@ -181,7 +181,7 @@ def _check_stages(
     todo: list[Stage],
     table: tuple[Stage, ...],
 ) -> None:
-    """Run the ``check`` of every checked stage this invocation selects or builds on.
+    """Run the ``check`` of every stage that has one and that this invocation selects or uses.
 
     It runs for complete stages too: a finished data stage whose inputs changed since
     must be refused, not reported as "nothing to do".
@@ -189,9 +189,9 @@ def _check_stages(
     used = {s.name for s in selected} | {n for s in todo for n in s.needs}
     ctx = StageContext(recipe=recipe, run=run, log=log)
     for stage in table:
-        if stage.checked and stage.name in used:
+        if stage.check is not None and stage.name in used:
             try:
-                stage.load_check()(ctx)
+                stage.check(ctx)
             except StageError as e:
                 raise RunError(str(e)) from None
 

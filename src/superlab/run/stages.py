@@ -1,8 +1,12 @@
-"""The stage table: order, what each needs first, and where its code lives."""
+"""The stage table: order, what each needs first, and the function that runs it.
+
+A stage's code is imported when the stage runs, not when the table is read, so the CLI
+starts fast and a run of ``plan`` alone never imports torch. The small functions below
+are those lazy imports, written out so that readers and tools can follow them.
+"""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -10,49 +14,77 @@ from typing import Any
 from superlab.common import StageContext
 
 
+def _data(ctx: StageContext) -> dict[str, Any]:
+    from superlab.data.stage import run
+
+    return run(ctx)
+
+
+def _data_check(ctx: StageContext) -> None:
+    from superlab.data.stage import check
+
+    check(ctx)
+
+
+def _train(ctx: StageContext) -> dict[str, Any]:
+    from superlab.train.stage import run
+
+    return run(ctx)
+
+
+def _eval(ctx: StageContext) -> dict[str, Any]:
+    from superlab.eval.stage import run
+
+    return run(ctx)
+
+
+def _serve(ctx: StageContext) -> dict[str, Any]:
+    from superlab.serve.stage import run
+
+    return run(ctx)
+
+
+def _plan(ctx: StageContext) -> dict[str, Any]:
+    from superlab.plan.stage import run
+
+    return run(ctx)
+
+
+def _report(ctx: StageContext) -> dict[str, Any]:
+    from superlab.report.stage import run
+
+    return run(ctx)
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One stage: its name, the stages that must be complete first, and its module."""
+    """One stage: its name, the stages that must be complete first, and its ``run``."""
 
     name: str
     needs: tuple[str, ...]
-    module: str
+    run: Callable[[StageContext], dict[str, Any]]
     about: str
     # Re-run whenever another stage ran in the same invocation, selected or not
     # (the report must show what the run holds now).
     refresh: bool = False
-    # The module has ``check(ctx)``, called on every invocation that selects the stage or
-    # runs one that needs it, complete or not; it raises StageError if the stage's work
-    # no longer matches its inputs (the data stage's manifest).
-    checked: bool = False
-
-    def load(self) -> Callable[[StageContext], dict[str, Any]]:
-        """Import the stage's ``run`` function (heavy imports happen only here)."""
-        return importlib.import_module(self.module).run
-
-    def load_check(self) -> Callable[[StageContext], None]:
-        """Import the stage's ``check`` function (only for a ``checked`` stage)."""
-        return importlib.import_module(self.module).check
+    # Called on every invocation that selects the stage or runs one that needs it,
+    # complete or not; raises StageError if the stage's work no longer matches its
+    # inputs (the data stage's manifest).
+    check: Callable[[StageContext], None] | None = None
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage(
-        "data",
-        (),
-        "superlab.data.stage",
-        "clean, dedup, train tokenizer, pack shards",
-        checked=True,
-    ),
-    Stage("train", ("data",), "superlab.train.stage", "train the model, checkpoint, resume"),
+    Stage("data", (), _data, "clean, dedup, train tokenizer, pack shards", check=_data_check),
+    Stage("train", ("data",), _train, "train the model, checkpoint, resume"),
     Stage(
         "eval",
         ("train",),
-        "superlab.eval.stage",
+        _eval,
         "held-out perplexity and bits per byte; probes, HLE file, contamination if configured",
     ),
-    Stage("serve", ("train",), "superlab.serve.stage", "answer the recipe's sample prompts"),
-    Stage("plan", (), "superlab.plan.stage", "GPUs, time, power and cost at scale"),
-    Stage("report", (), "superlab.report.stage", "write report.html", refresh=True),
+    Stage("serve", ("train",), _serve, "answer the recipe's sample prompts"),
+    Stage("plan", (), _plan, "GPUs, time, power and cost at scale"),
+    Stage("report", (), _report, "write report.html", refresh=True),
 )
 
 

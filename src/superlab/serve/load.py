@@ -65,7 +65,7 @@ def find_recipe(path: str | Path) -> Path | None:
 def serve_config(path: str | Path, overrides: dict[str, Any]) -> tuple[ServeConfig, dict[str, str]]:
     """The server's settings: the run recipe's ``serve`` section, then ``overrides`` (CLI
     flags that were given); also where each non-default value came from."""
-    from superlab.config.load import load_recipe
+    from superlab.config import load_recipe
 
     recipe = find_recipe(path)
     base: dict[str, Any] = {}

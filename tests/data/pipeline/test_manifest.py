@@ -16,6 +16,7 @@ from superlab.common import StageError
 from superlab.config import Recipe
 from superlab.data.manifest import config_changes, fingerprint
 from superlab.data.stage import run
+from superlab.plan import stage as plan_stage
 from superlab.run import RunError, run_recipe
 from superlab.run.stages import STAGES, Stage
 
@@ -96,7 +97,7 @@ def test_changed_input_refuses_a_later_stage_that_builds_on_data(tmp_path: Path)
     paths = make_inputs(tmp_path / "src", files=1, per_file=5)
     rec = Recipe.model_validate(recipe(paths, workers=1))
     # the real data stage, and a quick stand-in for train (were the check missing, it would run)
-    table = (STAGES[0], Stage("train", ("data",), "superlab.plan.stage", "stand-in"))
+    table = (STAGES[0], Stage("train", ("data",), plan_stage.run, "stand-in"))
     run_recipe(rec, tmp_path / "runs", ["data"], table=table)
     paths[0].unlink()
     with pytest.raises(RunError, match=re.escape(f"data.source: {paths[0]}: no such file")):

@@ -27,8 +27,8 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from superlab.data.probes.generate import ProbeItem
 from superlab.eval.lm import Scorer
-from superlab.eval.probes.generate import ProbeItem
 
 RELATIONS = ("same", "adjacent", "far", "straddle")
 DISTANCE_EDGES = (0, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096)

@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 
 from superlab.common.deps import require
+from superlab.serve.safety.check import CATEGORIES, Flag, Message, scan_texts
 from superlab.serve.safety.normalize import decoded, fold, text_cache
-from superlab.serve.safety.policy import CATEGORIES, Flag, Message, scan_texts
 
 EXAMPLES = Path(__file__).with_name("examples.yaml")
 # The classifier reads the newest WINDOW characters of the text and of the conversation

@@ -93,7 +93,7 @@ def load_set(path: Path) -> list[Item]:
     """The items of a JSONL set (``prompt`` or ``messages``, ``label``, ``category``...)."""
     import json
 
-    from superlab.serve.safety.policy import CATEGORIES, ROLES
+    from superlab.serve.safety.check import CATEGORIES, ROLES
 
     items = []
     try:

@@ -29,9 +29,9 @@ import re
 from collections.abc import Sequence
 
 from superlab.serve.safety import floor_terms as T
+from superlab.serve.safety.check import Flag, scan_texts
 from superlab.serve.safety.match import Patterns
 from superlab.serve.safety.normalize import text_cache, views
-from superlab.serve.safety.policy import Flag, scan_texts
 
 
 def _compile(alternatives: list[str]) -> Patterns:

@@ -53,6 +53,7 @@ from tokenizers import Tokenizer
 
 from superlab.model.hf import import_hf
 from superlab.model.transformer import Transformer
+from superlab.serve.safety.check import CATEGORIES, Flag
 from superlab.serve.safety.guard_prompt import (
     PROMPT_NAMES,
     SPECIAL_TOKENS,
@@ -62,7 +63,6 @@ from superlab.serve.safety.guard_prompt import (
     parse_answer,
     prompt_segments,
 )
-from superlab.serve.safety.policy import CATEGORIES, Flag
 
 log = logging.getLogger("superlab.serve.safety")
 

@@ -47,12 +47,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from superlab.serve.safety.policy import CATEGORIES
+from superlab.serve.safety.check import CATEGORIES
 
 log = logging.getLogger("superlab.serve.safety")
 
 # The names Llama Guard 3's prompt uses (model card, "Prompt format"; the checkpoints' chat
-# template). They are shorter than the hazard taxonomy's names in policy.CATEGORIES ("Sex
+# template). They are shorter than the hazard taxonomy's names in check.CATEGORIES ("Sex
 # Crimes" there is "Sex-Related Crimes"): the model was fine-tuned on these.
 PROMPT_NAMES = {
     "S1": "Violent Crimes",

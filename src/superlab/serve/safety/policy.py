@@ -1,4 +1,4 @@
-"""Policy file, categories and verdicts.
+"""Policy file, an action per category, and verdicts (categories and flags: ``check.py``).
 
 Policy YAML (every key optional; categories left out keep the default action)::
 
@@ -25,57 +25,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import yaml
+
+from superlab.serve.safety.check import CATEGORIES, Check, Flag, Message
 
 Action = Literal["allow", "refuse", "log"]
 ACTIONS = ("allow", "refuse", "log")
 
-# MLCommons AI Safety hazard taxonomy v0.5 as Llama Guard 3 numbers it (Llama Guard 3
-# model card, "Hazard Taxonomy and Policy").
-CATEGORIES = {
-    "S1": "Violent Crimes",
-    "S2": "Non-Violent Crimes",
-    "S3": "Sex-Related Crimes",
-    "S4": "Child Sexual Exploitation",
-    "S5": "Defamation",
-    "S6": "Specialized Advice",
-    "S7": "Privacy",
-    "S8": "Intellectual Property",
-    "S9": "Indiscriminate Weapons",
-    "S10": "Hate",
-    "S11": "Suicide & Self-Harm",
-    "S12": "Sexual Content",
-    "S13": "Elections",
-    "S14": "Code Interpreter Abuse",
-}
 # Specialized advice and IP are counted, not blocked: most such requests are legitimate.
 DEFAULT_ACTIONS: dict[str, Action] = {c: "refuse" for c in CATEGORIES} | {
     "S6": "log",
     "S8": "log",
 }
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A check's finding: a category, a score in [0, 1] and which check found it."""
-
-    category: str
-    score: float
-    source: str
-
-
-ROLES = ("system", "developer", "user", "assistant", "tool")
-Message = tuple[str, str]
-
-
-class Check(Protocol):
-    """One layer of checks: ``text`` in the context of the conversation's messages."""
-
-    name: str
-
-    def flags(self, text: str, conversation: Sequence[Message]) -> list[Flag]: ...
 
 
 def messages(conversation: Sequence[str | Message] | None) -> list[Message]:
@@ -105,16 +68,6 @@ class Verdict:
         return self.action == "refuse"
 
 
-def scan_texts(text: str, conversation: Sequence[Message]) -> list[str]:
-    """What a check reads: the conversation joined (one pass, cached across an output's
-    pieces; a request split over turns reads as one), and ``text`` unless it is one of
-    the conversation's messages (an input check's text usually is)."""
-    joined = "\n".join(c for _, c in conversation)
-    if any(text == c for _, c in conversation):
-        return [joined]
-    return [t for t in (text, joined) if t]
-
-
 class PolicyError(ValueError):
     """A policy file that cannot be used; the message names the field."""
 
@@ -128,6 +81,7 @@ class Policy:
         checks: list[Check] | None = None,
         log_user_text: bool = False,
     ) -> None:
+        # The layers load here, not at import: the floor compiles its patterns (~0.25 s).
         from superlab.serve.safety.floor import FloorCheck
 
         self.actions: dict[str, Action] = DEFAULT_ACTIONS | (actions or {})

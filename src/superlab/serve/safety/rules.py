@@ -2,7 +2,7 @@
 
 Patterns are matched against every view of ``normalize.views`` (folded, leetspeak and
 spacing undone, rot13, decoded runs; squeezed views with squeezed patterns) of the text
-and of the conversation joined (``policy.scan_texts``), so a request split across turns
+and of the conversation joined (``check.scan_texts``), so a request split across turns
 or hidden in base64 is read like a plain one.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import yaml
 
+from superlab.serve.safety.check import CATEGORIES, Flag, Message, scan_texts
 from superlab.serve.safety.match import Patterns
 from superlab.serve.safety.normalize import text_cache, views
-from superlab.serve.safety.policy import CATEGORIES, Flag, Message, scan_texts
 
 RULES = Path(__file__).with_name("rules.yaml")
 

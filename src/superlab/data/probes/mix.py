@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 from superlab.config.recipe import ProbeMixConfig
 from superlab.data.document import Document
+from superlab.data.probes.generate import training_document
 from superlab.data.split import TRAIN, HeldoutSplit
-from superlab.eval.probes.generate import training_document
 
 PREFIX = "probe-"
 

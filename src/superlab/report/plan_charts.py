@@ -1,7 +1,8 @@
 """Inline-SVG charts for ``superlab plan``: tornado bars, and p10-p90 bands by quarter.
 
 Standalone ``<svg>`` elements that parse as XML (no plotting dependency), for
-``--svg`` and ``--html``. Colours: Okabe & Ito (2008), as ``report/svg.py``.
+``--svg`` and ``--html`` (``plan_page.py``). They live in ``report``, beside the run's
+line charts whose palette and ticks they share; ``plan`` computes the numbers only.
 """
 
 from __future__ import annotations

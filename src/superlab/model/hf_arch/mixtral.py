@@ -1,0 +1,78 @@
+"""Mixtral (``MixtralForCausalLM``): MoE in every layer, optional sliding window.
+
+MoE in every layer (``every=1``), our ``token_choice`` router with a softmax, top-k,
+renormalised (``norm_topk``), gating the expert's output; ``sliding_window`` w lets query
+t see keys s with ``t - s < w`` (transformers' ``sliding_window_overlay``), our
+``sliding`` kind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from superlab.config.model import AttentionConfig, ModelConfig, MoEConfig
+from superlab.model.hf_arch.base import HFArch, kinds, moe_checks, refuse_set, require
+
+TITLE = "Mixtral"
+# transformers' class defaults for fields a config.json may leave out.
+DEFAULTS: dict[str, Any] = {
+    "rope_theta": 1e6,
+    "rms_norm_eps": 1e-5,
+    "max_position_embeddings": 131072,
+}
+
+
+def from_hf(hf: dict[str, Any]) -> dict[str, Any]:
+    """The ``ModelConfig`` fields only Mixtral maps, from its ``config.json``."""
+    window = hf.get("sliding_window")
+    moe = MoEConfig(
+        num_experts=hf["num_local_experts"],
+        top_k=hf["num_experts_per_tok"],
+        every=1,
+        router="token_choice",
+        score_func="softmax",
+        aux_loss_coef=hf.get("router_aux_loss_coef", 0.001),
+        z_loss_coef=0.0,
+    )
+    attention = AttentionConfig(kind="sliding", window=window) if window else AttentionConfig()
+    return {"ffn_hidden": hf["intermediate_size"], "attention": attention, "moe": moe}
+
+
+def to_hf(cfg: ModelConfig) -> dict[str, Any]:
+    """The ``config.json`` fields only Mixtral has; refuses what it lacks."""
+    refuse_set(cfg, "mixtral", ("layer_pattern", "qk_norm", "nope_temperature"))
+    kind = kinds(cfg, "mixtral", ("full", "sliding"))[0]
+    moe = cfg.moe
+    if moe is None:
+        raise ValueError("moe is None: Mixtral needs an MoE config")
+    require(
+        TITLE,
+        moe_checks(
+            moe,
+            every=1,
+            router="token_choice",
+            score_func="softmax",
+            norm_topk=True,
+            gate_on="output",
+            num_shared_experts=0,
+            capacity_factor=None,
+        ),
+    )
+    return {
+        "intermediate_size": moe.expert_hidden or cfg.hidden,
+        "num_local_experts": moe.num_experts,
+        "num_experts_per_tok": moe.top_k,
+        "router_aux_loss_coef": moe.aux_loss_coef,
+        "sliding_window": kind.window if kind.kind == "sliding" else None,
+    }
+
+
+ARCH = HFArch(
+    name="mixtral",
+    hf_class="MixtralForCausalLM",
+    model_type="mixtral",
+    title=TITLE,
+    defaults=DEFAULTS,
+    from_hf=from_hf,
+    to_hf=to_hf,
+)
