@@ -45,11 +45,7 @@ def band_chart(
     """An ``<svg>``: x = ``labels`` (quarters), per series a shaded p10-p90 band and p50 line."""
     plot_w, plot_h = width - LEFT - RIGHT, height - TOP - BOTTOM
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
-        f'font-family="system-ui, sans-serif" font-size="11">',
-        f"<title>{escape(title)}</title>",
-        _text(width / 2, 18, title, extra=' font-weight="bold" font-size="13"'),
+        *_svg_open(width, height, title),
         f'<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" '
         'fill="#fff" stroke="#999"/>',
     ]
@@ -109,11 +105,7 @@ def tornado_svg(title: str, rows: list[dict[str, Any]], top: int = 10, width: in
     bar_h, left = 22, 200
     height = 62 + bar_h * max(len(rows), 1)
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
-        f'font-family="system-ui, sans-serif" font-size="11">',
-        f"<title>{escape(title)}</title>",
-        _text(width / 2, 18, title, extra=' font-weight="bold" font-size="13"'),
+        *_svg_open(width, height, title),
     ]
     if not rows:
         out.append(_text(20, 44, "no input moves this output", "start"))
@@ -151,3 +143,14 @@ def tornado_svg(title: str, rows: list[dict[str, Any]], top: int = 10, width: in
             _text(width / 2, height - 3, "not shown: " + "; ".join(hidden), extra=' fill="#666"')
         )
     return "".join(out) + "</svg>"
+
+
+def _svg_open(width: int, height: int, title: str) -> list[str]:
+    """The opening tag, accessible title and heading every chart starts with."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+        f'font-family="system-ui, sans-serif" font-size="11">',
+        f"<title>{escape(title)}</title>",
+        _text(width / 2, 18, title, extra=' font-weight="bold" font-size="13"'),
+    ]
