@@ -181,7 +181,9 @@ def test_sigterm_drains_in_flight_requests_then_exits(sliding_run):
         # Greedy: a fixed text (a loop the policy allows), not a random one it might cut.
         long_body = {"prompt": "The history of", "max_tokens": 50_000, "temperature": 0}
         long_body["stream"] = True
-        short_body = {"prompt": "The history of", "max_tokens": 6, "stream": True}
+        # Greedy too: a sampled six tokens may end early at end-of-text ("stop").
+        short_body = {"prompt": "The history of", "max_tokens": 6, "temperature": 0}
+        short_body["stream"] = True
         with (
             client.stream("POST", "/v1/completions", json=long_body) as long,
             client.stream("POST", "/v1/completions", json=short_body) as short,
