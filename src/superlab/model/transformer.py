@@ -160,6 +160,15 @@ class Transformer(nn.Module):
         aux_loss = sum((m.aux_loss for m in moes), logits_BTV.new_zeros((), dtype=torch.float32))
         return ModelOutput(logits_BTV, loss, aux_loss, [m.stats for m in moes])
 
+    @property
+    def bounded_context(self) -> bool:
+        """True when every layer's KV cache is bounded, so decoding may run past
+        ``max_seq_len`` without cropping the context (sliding and chunked layers)."""
+        return all(
+            self.cfg.attention_for(i).kind in ("sliding", "chunked")
+            for i in range(self.cfg.n_layers)
+        )
+
     def new_cache(self, batch: int | None = None) -> KVCache:
         """An empty KV cache for incremental decoding, each layer kept by its own kind."""
         cache = KVCache(self.cfg, batch)

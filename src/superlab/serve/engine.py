@@ -114,10 +114,7 @@ class Engine:
         self.prefill_tokens = prefill_tokens
         self.eos_id = tokenizer.token_to_id(EOS_TOKEN)
         self.device = next(model.parameters()).device
-        cfg = model.cfg
-        self.bounded = all(
-            cfg.attention_for(i).kind in ("sliding", "chunked") for i in range(cfg.n_layers)
-        )
+        self.bounded = bool(getattr(model, "bounded_context", False))
         self.pending: deque[GenRequest] = deque()
         self.running: list[_Seq] = []  # row r of the cache is running[r]
         self.cache = None

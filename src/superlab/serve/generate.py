@@ -53,11 +53,8 @@ class Generator:
         self.cached = "cache" in inspect.signature(model.forward).parameters and hasattr(
             model, "new_cache"
         )
-        cfg = getattr(model, "cfg", None)
         # Local attention keeps a bounded cache, so it never has to crop the context.
-        self.bounded = cfg is not None and all(
-            cfg.attention_for(i).kind in ("sliding", "chunked") for i in range(cfg.n_layers)
-        )
+        self.bounded = bool(getattr(model, "bounded_context", False))
 
     @torch.no_grad()
     def generate(
