@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from superlab.common.treediff import leaf_diff
+
 # Recipe fields that decide how a run is carried out, never what it writes: the data
 # stage's outputs are byte-identical whatever the executor and the number of workers
 # (tests/data/pipeline/test_determinism.py). Changing them never blocks a resume (after
@@ -95,7 +97,7 @@ def recipe_changes(before: Any, after: Any) -> tuple[list[str], list[str]]:
     those that block a resume, and those in ``OPERATIONAL``, which do not."""
     blocking: list[str] = []
     operational: list[str] = []
-    for path, old, new in _leaf_diff(before, after, ""):
+    for path, old, new in leaf_diff(before, after):
         where = operational if path in OPERATIONAL else blocking
         where.append(f"{path}: {old!r} -> {new!r}")
     return blocking, operational
@@ -113,12 +115,3 @@ def without_operational(tree: dict[str, Any], prefix: str = "") -> dict[str, Any
             continue
         out[key] = without_operational(value, path + ".") if isinstance(value, dict) else value
     return out
-
-
-def _leaf_diff(a: Any, b: Any, prefix: str) -> list[tuple[str, Any, Any]]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b), key=str):
-            out += _leaf_diff(a.get(k, "<unset>"), b.get(k, "<unset>"), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [(prefix.rstrip("."), a, b)]

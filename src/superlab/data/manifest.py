@@ -23,6 +23,7 @@ from typing import Any
 
 from superlab.common import StageError, atomic_write_json
 from superlab.common.rundir import without_operational
+from superlab.common.treediff import MISSING, leaf_diff
 
 EDGE = 64 * 1024  # bytes hashed at each end of a file
 
@@ -124,20 +125,10 @@ def input_changes(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[
     return changes
 
 
-def config_changes(old: Any, new: Any, prefix: str = "") -> list[str]:
+def config_changes(old: Any, new: Any) -> list[str]:
     """Dotted paths of the fields that differ, each with its old and new value."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in [*old, *(k for k in new if k not in old)]:
-            out += config_changes(old.get(key, _ABSENT), new.get(key, _ABSENT), f"{prefix}{key}.")
-        return out
-    if old == new:
-        return []
-    return [f"{prefix.rstrip('.')} ({_show(old)} -> {_show(new)})"]
-
-
-_ABSENT = object()  # a key one side lacks
+    return [f"{path} ({_show(a)} -> {_show(b)})" for path, a, b in leaf_diff(old, new, sort=False)]
 
 
 def _show(value: Any) -> str:
-    return "absent" if value is _ABSENT else json.dumps(value)
+    return "absent" if value is MISSING else json.dumps(value)

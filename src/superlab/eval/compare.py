@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from superlab.common.treediff import leaf_diff
+
 # The figures shown for each evaluator: (label, path into the result).
 FIGURES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "heldout": [
@@ -54,14 +56,9 @@ def load_result(path: str | Path) -> dict[str, Any]:
     return result
 
 
-def differences(a: Any, b: Any, prefix: str = "") -> list[str]:
+def differences(a: Any, b: Any) -> list[str]:
     """Every leaf where ``a`` and ``b`` differ, as ``path: a vs b``."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        out = []
-        for k in sorted(set(a) | set(b)):
-            out += differences(a.get(k, "<unset>"), b.get(k, "<unset>"), f"{prefix}{k}.")
-        return out
-    return [] if a == b else [f"{prefix.rstrip('.')}: {a!r} vs {b!r}"]
+    return [f"{path}: {old!r} vs {new!r}" for path, old, new in leaf_diff(a, b)]
 
 
 def _get(result: dict[str, Any], path: tuple[str, ...]) -> Any:
