@@ -115,3 +115,25 @@ def without_operational(tree: dict[str, Any], prefix: str = "") -> dict[str, Any
             continue
         out[key] = without_operational(value, path + ".") if isinstance(value, dict) else value
     return out
+
+
+def stored_recipe_changes(
+    run: RunDir, resolved: dict[str, Any], ignore: tuple[str, ...] = ()
+) -> tuple[list[str], list[str]] | None:
+    """``recipe_changes`` from the run's stored recipe.yaml to ``resolved``; None if none.
+
+    Top-level sections named in ``ignore`` are left out on both sides (``superlab eval``
+    may change the ``eval`` section of a finished run). An unreadable recipe.yaml raises
+    ``ValueError`` naming the file.
+    """
+    import yaml
+
+    if not run.recipe.is_file():
+        return None
+    try:
+        before = yaml.safe_load(run.recipe.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ValueError(f"{run.recipe}: unreadable ({e}); move the run directory aside") from None
+    before = {k: v for k, v in before.items() if k not in ignore}
+    now = {k: v for k, v in resolved.items() if k not in ignore}
+    return recipe_changes(before, now)

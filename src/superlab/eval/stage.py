@@ -20,11 +20,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from superlab.common import RunDir, StageContext, StageError, atomic_write_json, atomic_write_text
 from superlab.common.ckpt import latest_checkpoint
-from superlab.common.rundir import recipe_changes
+from superlab.common.rundir import stored_recipe_changes
 from superlab.config import Recipe
 from superlab.config.recipe import ProbeEvalConfig, ProbeSpec
 from superlab.data.probes import make_items
@@ -267,12 +266,13 @@ def eval_context(recipe: Recipe, runs_dir: str | Path) -> StageContext:
     The run's recipe.yaml must equal ``recipe`` outside the ``eval`` section.
     """
     run_dir = RunDir(Path(runs_dir) / recipe.name)
-    if not run_dir.recipe.is_file():
+    try:
+        found = stored_recipe_changes(run_dir, recipe.resolved(), ignore=("eval",))
+    except ValueError as e:
+        raise StageError(str(e)) from None
+    if found is None:
         raise StageError(f"{run_dir.root}: no run here (no recipe.yaml); run `superlab run` first")
-    before = yaml.safe_load(run_dir.recipe.read_text()) or {}
-    before.pop("eval", None)
-    now = {k: v for k, v in recipe.resolved().items() if k != "eval"}
-    changed, _ = recipe_changes(before, now)  # data.workers and the like never block it
+    changed, _ = found  # data.workers and the like never block it
     if changed:
         raise StageError(
             f"{run_dir.recipe} differs from the recipe outside its eval section: "

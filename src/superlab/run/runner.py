@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from superlab.common import RunDir, StageContext, StageError, atomic_write_json, atomic_write_text
-from superlab.common.rundir import recipe_changes
+from superlab.common.rundir import stored_recipe_changes
 from superlab.config import Recipe
 from superlab.run.display import Display
 from superlab.run.stages import STAGES, Stage, select
@@ -155,13 +155,13 @@ def _check_recipe(run: RunDir, recipe: Recipe) -> list[str]:
 
     Changes to ``OPERATIONAL`` fields (executor, workers) do not block; they are returned.
     """
-    if not run.recipe.exists():
-        return []
     try:
-        before = yaml.safe_load(run.recipe.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise RunError(f"{run.recipe}: unreadable ({e}); move the run directory aside") from None
-    changes, operational = recipe_changes(before, recipe.resolved())
+        found = stored_recipe_changes(run, recipe.resolved())
+    except ValueError as e:
+        raise RunError(str(e)) from None
+    if found is None:
+        return []
+    changes, operational = found
     if changes:
         shown = "; ".join(changes[:5]) + (
             f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
