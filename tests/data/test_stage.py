@@ -11,7 +11,7 @@ import pytest
 
 from superlab.common import StageContext, StageError
 from superlab.data import stage
-from superlab.data.pipeline import components
+from superlab.data.pipeline import shards as shard_steps
 from superlab.data.stage import run
 from superlab.data.tokenizer import load_tokenizer
 
@@ -221,8 +221,8 @@ def test_interrupted_clean_discards_its_temporaries(
                 raise KeyboardInterrupt
             return True
 
-    real = components.make_filters
-    monkeypatch.setattr(components, "make_filters", lambda cfg: [Boom(), *real(cfg)])
+    real = shard_steps.build_filters
+    monkeypatch.setattr(shard_steps, "build_filters", lambda *cfg: [Boom(), *real(*cfg)])
     with pytest.raises(KeyboardInterrupt):
         run(ctx)
     left = sorted(str(p.relative_to(ctx.run.data_work)) for p in ctx.run.data_work.rglob("*"))

@@ -25,6 +25,7 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 from superlab.common import StageContext, StageError, atomic_write_json
+from superlab.data import readers
 from superlab.data.document import Document
 from superlab.data.manifest import (
     build_manifest,
@@ -134,7 +135,7 @@ def check(ctx: StageContext) -> None:
 def _inputs(ctx: StageContext) -> tuple[list[str], dict[str, Any]]:
     """The inputs, and the settings the outputs depend on (see ``manifest.settings``)."""
     recipe = ctx.recipe
-    inputs = components.list_inputs(recipe.data.source)
+    inputs = readers.list_inputs(recipe.data.source)
     if not inputs:
         raise StageError("data.source names no inputs")
     config = settings(recipe.data.model_dump(mode="json"), recipe.tokenizer.model_dump(mode="json"))

@@ -1,45 +1,27 @@
-"""The one place the pipeline meets readers, filters and dedup: small adapters over their APIs.
+"""Where the pipeline meets dedup: near dedup over the filtered shards, and the counters.
 
-Nothing else in the pipeline imports those packages, so a change in one of their APIs is
-a change here.
+Readers (``superlab.data.readers``) and filters (``superlab.data.filters``) are called
+directly where they are used (``pipeline/shards.py``, ``data/stage.py``).
 """
 
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from superlab.config.recipe import DataConfig, SourceConfig
-from superlab.data import readers
-from superlab.data.dedup.exact import exact_key  # noqa: F401  (the pipeline's one entry)
+from superlab.config.recipe import DataConfig
 from superlab.data.document import BadRecord, Document
-from superlab.data.filters import Filter, build_filters
+from superlab.data.filters import Filter
 
 Record = Document | BadRecord
 # Counters a filter keeps (a dict of reason -> count), summed over shards into stats.json.
 FILTER_COUNTERS = ("lines_removed", "masked")
 # Plus the records a reader skipped without rejecting them (WARC requests, metadata).
 COUNTERS = (*FILTER_COUNTERS, "skipped")
-
-
-def list_inputs(cfg: SourceConfig) -> list[str]:
-    """The input shards of a source, in order (files; fixed slices of a generated corpus)."""
-    return readers.list_inputs(cfg)
-
-
-def read_input(name: str, cfg: SourceConfig, skipped: Counter[str]) -> Iterator[Record]:
-    """One input's records: a ``Document`` or a ``BadRecord`` each; ``skipped`` counts the rest."""
-    return readers.read_input(name, cfg, skipped)
-
-
-def make_filters(cfg: DataConfig) -> list[Filter]:
-    """The filters the recipe asks for, in order: quality, language, PII masking last."""
-    return build_filters(cfg.filters, cfg.language, cfg.pii)
 
 
 def step_name(filt: Filter) -> str:

@@ -18,6 +18,9 @@ from typing import Any, NamedTuple
 
 from superlab.common import atomic_write_json
 from superlab.config.recipe import DataConfig
+from superlab.data import readers
+from superlab.data.dedup.exact import exact_key
+from superlab.data.filters import build_filters
 from superlab.data.pipeline import components
 from superlab.data.pipeline.steps import FilterStep, StepStats, read_batches
 from superlab.data.writers import JsonlWriter
@@ -76,7 +79,7 @@ def clean_shard(task: ShardTask) -> dict[str, Any]:
     for p in files:
         discard(p)
     read = StepStats()
-    steps = [FilterStep(f) for f in components.make_filters(cfg)]
+    steps = [FilterStep(f) for f in build_filters(cfg.filters, cfg.language, cfg.pii)]
     keys: dict[str, list[Any]] = {"ids": [], "bytes": [], "exact": []}
     skipped: Counter[str] = Counter()
     with JsonlWriter(files.docs) as out, JsonlWriter(files.rejects) as rejects:
@@ -88,7 +91,7 @@ def clean_shard(task: ShardTask) -> dict[str, Any]:
                 rejects.write(rec)
             pending.clear()
 
-        records = components.read_input(task.name, cfg.source, skipped)
+        records = readers.read_input(task.name, cfg.source, skipped)
         for batch in read_batches(records, pending.append, read):
             for step in steps:
                 batch = step(batch, pending.append)
@@ -97,7 +100,7 @@ def clean_shard(task: ShardTask) -> dict[str, Any]:
                 out.write(doc.to_json())
                 keys["ids"].append(doc.id)
                 keys["bytes"].append(len(doc.text.encode("utf-8")))
-                keys["exact"].append(components.exact_key(doc.text))
+                keys["exact"].append(exact_key(doc.text))
         flush_rejects()  # bad records after the last document
     atomic_write_json(files.keys, keys)
     counters: dict[str, Counter[str]] = {c: Counter() for c in components.FILTER_COUNTERS}
