@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tests.eval.helpers import english
 
 from superlab.ablate.grid import GridError, expand, matmul_flops, tokens_per_run
 from superlab.ablate.run import ablate
 from superlab.ablate.table import summarize, t975
-
-from .helpers import english
 
 REPO = Path(__file__).resolve().parents[2]
 
