@@ -33,6 +33,7 @@ ALLOWED = {
     ("post", "serve"): None,
     ("post", "eval"): None,
     ("common", "config"): {"config.recipe", "config"},
+    ("mix", "ablate"): None,  # a mixture search reuses the ablation runner and its checks
 }
 
 

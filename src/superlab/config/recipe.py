@@ -18,6 +18,7 @@ from superlab.config.data import (
     FilterConfig,
     LanguageConfig,
     MinHashConfig,
+    MixSourceConfig,
     PIIConfig,
     ProbeMixConfig,
     SourceConfig,
@@ -33,6 +34,7 @@ from superlab.config.model import (
     RopeScalingConfig,
 )
 from superlab.config.plan import PlanConfig
+from superlab.config.post import PrefConfig, SFTConfig
 from superlab.config.probes import ProbeSpec
 from superlab.config.section import FieldError, Section
 from superlab.config.serve import ServeConfig
@@ -51,17 +53,20 @@ __all__ = [
     "LanguageConfig",
     "LayerSpec",
     "MinHashConfig",
+    "MixSourceConfig",
     "MoEConfig",
     "ModelConfig",
     "NopeTemperatureConfig",
     "PIIConfig",
     "PlanConfig",
+    "PrefConfig",
     "ProbeEvalConfig",
     "ProbeMixConfig",
     "ProbeSpec",
     "Recipe",
     "RecipeError",
     "RopeScalingConfig",
+    "SFTConfig",
     "Section",
     "ServeConfig",
     "SourceConfig",
@@ -83,6 +88,8 @@ class Recipe(Section):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
     plan: PlanConfig = Field(default_factory=PlanConfig)
+    sft: SFTConfig | None = None  # post-training stages run only when their section is set
+    pref: PrefConfig | None = None
 
     @model_validator(mode="after")
     def _cross_section(self) -> Recipe:

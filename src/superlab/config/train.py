@@ -45,6 +45,12 @@ class TrainConfig(Section):
     # Under torchrun (WORLD_SIZE > 1): ddp replicates the model on every rank, fsdp
     # shards parameters, gradients and optimizer state (FSDP2 fully_shard per block).
     distributed: Literal["ddp", "fsdp"] = "ddp"
+    # Expert parallelism: each MoE layer's experts split over this many ranks (tokens
+    # go to them by all-to-all); it must divide the world size and model.moe.num_experts.
+    # The rest of the model stays under train.distributed (ddp or fsdp) over all ranks.
+    expert_parallel: int = Field(
+        default=1, ge=1, description="ranks that split each MoE layer's experts"
+    )
     peak_tflops: float | None = Field(
         default=None,
         gt=0,

@@ -10,8 +10,9 @@ refuses them even once the stage is complete (the runner calls it on every run).
 
 Outputs: ``data/clean.jsonl`` (filtered and deduplicated, the final corpus, in input
 order), ``data/rejects.jsonl`` (one line per removal), ``tokenizer/tokenizer.json``,
-``data/shards/`` and ``data/stats.json``. They are byte-identical whatever the
-executor and the number of workers.
+``data/shards/`` and ``data/stats.json``; with a chat source (``sharegpt``), also
+``data/chat.jsonl``, the kept conversations as chat rows for SFT. They are byte-identical
+whatever the executor and the number of workers.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from itertools import chain
 from typing import Any, NamedTuple
 
 from superlab.common import StageContext, StageError, atomic_write_json
-from superlab.data import readers
+from superlab.data import sources
+from superlab.data.chat.documents import has_chat_source, write_chat_rows
 from superlab.data.document import Document
 from superlab.data.manifest import (
     build_manifest,
@@ -35,14 +37,16 @@ from superlab.data.manifest import (
     settings,
 )
 from superlab.data.pack import pack
+from superlab.data.pack_sharded import pack_sharded
 from superlab.data.pipeline import components
 from superlab.data.pipeline.dedup import EXACT, NEAR, exact_duplicates, load_keys, merge
 from superlab.data.pipeline.run import Work, clean_all, counted
 from superlab.data.pipeline.shards import discard
 from superlab.data.probes import TrainOnly, probe_documents
 from superlab.data.readers import read_documents
-from superlab.data.split import TRAIN, HeldoutGuard, HeldoutSplit
+from superlab.data.split import TRAIN, HeldoutGuard, HeldoutSplit, heldout_score
 from superlab.data.tokenizer import load_tokenizer, train_tokenizer
+from superlab.data.tokenizer_sample import sample_documents
 
 Stats = dict[str, Any]
 
@@ -135,10 +139,11 @@ def check(ctx: StageContext) -> None:
 def _inputs(ctx: StageContext) -> tuple[list[str], dict[str, Any]]:
     """The inputs, and the settings the outputs depend on (see ``manifest.settings``)."""
     recipe = ctx.recipe
-    inputs = readers.list_inputs(recipe.data.source)
+    inputs = [name for _, name in sources.source_inputs(recipe.data)]
     if not inputs:
         raise StageError("data.source names no inputs")
-    config = settings(recipe.data.model_dump(mode="json"), recipe.tokenizer.model_dump(mode="json"))
+    data = sources.without_loader_fields(recipe.data.model_dump(mode="json"))
+    config = settings(data, recipe.tokenizer.model_dump(mode="json"))
     return inputs, config
 
 
@@ -151,17 +156,21 @@ def _open_work(ctx: StageContext) -> Work:
         shutil.rmtree(work_dir)  # no manifest: we cannot tell what it was made from
     work_dir.mkdir(parents=True, exist_ok=True)
     check_manifest(manifest, build_manifest(inputs, config))
-    return Work(ctx, inputs)
+    work = Work(ctx, inputs)
+    work.sources = [src for src, _ in sources.source_inputs(ctx.recipe.data)]
+    return work
 
 
 def _steps(work: Work) -> list[Step]:
     """The sub-steps in order. A step is redone if its marker or any of its outputs is missing."""
     r = work.ctx.run
     shard_files = [p for sh in work.shards for p in sh]
+    cfg = work.ctx.recipe.data
     audit = [r.data / "duplicates.parquet"] if work.ctx.recipe.data.dedup.minhash.enabled else []
     return [
         Step("clean", clean_all, shard_files, resumable=True),
         Step("dedup", _dedup, [r.data / "clean.jsonl", r.data / "rejects.jsonl", *audit]),
+        *([Step("chat", _chat, [r.data / "chat.jsonl"])] if has_chat_source(cfg) else []),
         Step("tokenizer", _tokenizer, [r.tokenizer]),
         Step("pack", _pack, [r.shards]),
     ]
@@ -207,8 +216,14 @@ def _dedup(work: Work, done: dict[str, Stats]) -> Stats:
         removed.update(s.removed)
         s.seconds = round(seconds.get(name, 0.0), 3)
     forced = sorted(guard.forced())
-    heldout = guard.heldout + len(forced)
+    per_source = None
+    if cfg.sources:  # a mixture: the audit per source, and held-out text in each source
+        per_source = sources.source_stats(work.sources, work.shards, keys, removals)
+        extra = sources.heldout_per_source(work.sources, keys, removals, cfg.heldout_fraction)
+        forced = sorted(set(forced) | extra)
+    heldout = guard.heldout + sum(heldout_score(i) >= cfg.heldout_fraction for i in forced)
     return {
+        **({} if per_source is None else {"sources": per_source}),
         "docs_in": docs_in,
         "docs_out": guard.docs,
         "removed": dict(removed.most_common()),
@@ -217,6 +232,13 @@ def _dedup(work: Work, done: dict[str, Stats]) -> Stats:
         "heldout_forced": forced,
         "split_docs": {"train": guard.docs - heldout, "heldout": heldout},
     }
+
+
+def _chat(work: Work, done: dict[str, Stats]) -> Stats:
+    """Write data/chat.jsonl: the kept conversations as chat rows (``messages``) for SFT."""
+    run, split = work.ctx.run, _split(done, work.ctx.recipe.data.heldout_fraction)
+    docs = read_documents(run.data / "clean.jsonl")
+    return write_chat_rows(docs, run.data / "chat.jsonl", split.split_of)
 
 
 def _split(done: dict[str, Stats], fraction: float) -> HeldoutSplit:
@@ -230,15 +252,21 @@ def _tokenizer(work: Work, done: dict[str, Stats]) -> Stats:
     n_train = done["dedup"]["split_docs"]["train"]
     if n_train == 0:
         raise StageError("the train split is empty; lower data.heldout_fraction or add documents")
+    sample = ctx.recipe.data.tokenizer_sample
+    sampled: dict[str, int] = {}
     with ctx.progress("data: tokenizer", n_train) as bar:
         docs = read_documents(ctx.run.data / "clean.jsonl")
-        train = (d for d in docs if split.split_of(d.id) == TRAIN)
-        texts: Iterable[str] = (d.text for d in counted(train, bar))
+        train: Iterable[Document] = (d for d in docs if split.split_of(d.id) == TRAIN)
+        if sample.docs is not None or sample.bytes is not None:
+            train = sample_documents(counted(iter(train), bar), sample.docs, sample.bytes)
+            n_bytes = sum(len(d.text.encode("utf-8")) for d in train)
+            sampled = {"sample_docs": len(train), "sample_bytes": n_bytes}
+        texts: Iterable[str] = (d.text for d in (train if sampled else counted(train, bar)))
         probes = ctx.recipe.data.probes
         if probes is not None and probes.docs:  # the probe documents are train text too
             texts = chain(texts, (d.text for d in probe_documents(probes)))
         tok = train_tokenizer(iter(texts), ctx.recipe.tokenizer, ctx.run.tokenizer)
-    return {"vocab_size": tok.get_vocab_size(), "docs": n_train}
+    return {"vocab_size": tok.get_vocab_size(), "docs": n_train, **sampled}
 
 
 def _pack(work: Work, done: dict[str, Stats]) -> Stats:
@@ -252,14 +280,23 @@ def _pack(work: Work, done: dict[str, Stats]) -> Stats:
     if probes is not None and n_probes:  # long-context probe documents, train split only
         docs, split = chain(docs, probe_documents(probes)), TrainOnly(split)
     with ctx.progress("data: pack", done["dedup"]["docs_out"] + n_probes) as bar:
-        index = pack(
-            docs,
-            tok,
-            split,
-            ctx.recipe.data.shard_tokens,
-            ctx.run.shards,
-            on_docs=bar.advance,
-        )
+        if ctx.recipe.data.sources:  # a mixture: shards per source, tagged in the index
+            clean = ctx.run.data / "clean.jsonl"
+            index = sources.pack_sources(
+                ctx.recipe.data, clean, tok, split, ctx.run.shards, pack, bar.advance
+            )
+        else:  # tokenized a piece per task, shards merged in order (superlab.data.pack_sharded)
+            index = pack_sharded(
+                ctx.run.data / "clean.jsonl",
+                ctx.run.tokenizer,
+                split,
+                ctx.recipe.data.shard_tokens,
+                ctx.run.shards,
+                ctx.run.data_work / "pack",
+                lambda fn, items: work.executor().map(fn, items),
+                probes=probes.model_dump(mode="json") if probes is not None and n_probes else None,
+                on_docs=bar.advance,
+            )
     splits = index["splits"]
     return {
         "dtype": index["dtype"],
@@ -270,6 +307,7 @@ def _pack(work: Work, done: dict[str, Stats]) -> Stats:
         },
         "shards": {s: len(shards) for s, shards in splits.items()},
         "probe_docs": n_probes,
+        **({"index": index} if ctx.recipe.data.sources else {}),
     }
 
 
@@ -278,6 +316,10 @@ def _stage_stats(done: dict[str, Stats]) -> Stats:
     clean, dedup = done["clean"], done["dedup"]
     removed: Counter[str] = Counter(clean["removed"])
     removed.update(dedup["removed"])
+    if "sources" in dedup:  # a mixture: the per-source audit, tokens from the packed index
+        per_source = {"sources": sources.with_tokens(dedup["sources"], done["pack"]["index"])}
+    else:
+        per_source = {}
     return {
         "docs_in": clean["docs_in"],
         "docs_out": dedup["docs_out"],
@@ -287,10 +329,12 @@ def _stage_stats(done: dict[str, Stats]) -> Stats:
         "seconds": {name: step["seconds"] for name, step in done.items()},
         "shards": clean["shards"],
         "minhash": dedup["minhash"],
+        **({"chat": done["chat"]} if "chat" in done else {}),
         "steps": {
             **clean["steps"],
             **dedup["steps"],
             "tokenizer": done["tokenizer"],
-            "pack": done["pack"],
+            "pack": {k: v for k, v in done["pack"].items() if k != "index"},
         },
+        **per_source,
     }

@@ -9,6 +9,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from superlab.common import atomic_write_text
 from superlab.config.recipe import TokenizerConfig
+from superlab.data.chat.tokens import CHAT_TOKENS, special_token
 from superlab.data.errors import DataError
 
 EOS = "<|endoftext|>"
@@ -20,19 +21,22 @@ def train_tokenizer(texts: Iterator[str], cfg: TokenizerConfig, path: str | Path
     """Train byte-level BPE on ``texts`` and save it atomically as ``path`` (tokenizer.json).
 
     The vocabulary holds all 256 bytes, so any text encodes; it may end up smaller than
-    ``cfg.vocab_size`` when the corpus has fewer merges to offer.
+    ``cfg.vocab_size`` when the corpus has fewer merges to offer. The chat tokens
+    (``data.chat.CHAT_TOKENS``) are added after the merges are learned and take the last
+    ids, so ``cfg.vocab_size`` counts them and every other id is the one BPE gives.
     """
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        vocab_size=cfg.vocab_size,
+        vocab_size=cfg.vocab_size - len(CHAT_TOKENS),
         min_frequency=cfg.min_frequency,
         special_tokens=list(SPECIAL_TOKENS),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(texts, trainer)
+    tok.add_special_tokens([special_token(t) for t in CHAT_TOKENS])
     atomic_write_text(path, tok.to_str())
     return tok
 

@@ -30,9 +30,11 @@ from superlab.data.probes import make_items
 from superlab.data.tokenizer import load_tokenizer
 from superlab.eval import contamination, hle
 from superlab.eval.lm import Scorer
+from superlab.eval.mixture import heldout_by_source, mixture_usage
 from superlab.eval.perplexity import heldout_stream, perplexity
 from superlab.eval.probes.score import score_items, summarize
 from superlab.model import load_model
+from superlab.model.attention_kinds import get_kind
 
 # The probe prompt format; bump the version when the text of items changes.
 PROBE_FORMAT = "superlab-probes/2: EOS + context + query ('? key', '?? key', passkey question)"
@@ -60,13 +62,10 @@ def _split_files(shards: Path, split: str) -> list[Path]:
 
 
 def _chunk_sizes(model: torch.nn.Module, cfg: ProbeEvalConfig) -> list[int]:
-    """The model's own chunk sizes and the configured ones, ascending."""
+    """The model's own chunk sizes (its kinds' ``segment``) and the configured ones, ascending."""
     mc = model.cfg  # type: ignore[attr-defined]
-    own = {
-        a.chunk_size
-        for a in (mc.attention_for(i) for i in range(mc.n_layers))
-        if a.kind == "chunked" and a.chunk_size is not None
-    }
+    segments = (get_kind(a.kind).segment(a) for a in map(mc.attention_for, range(mc.n_layers)))
+    own = {c for c in segments if c is not None}
     return sorted(own | set(cfg.chunk_sizes))
 
 
@@ -222,6 +221,10 @@ def run(ctx: StageContext) -> dict[str, Any]:
             "batches": cfg.batches,
             "heldout_sha256": file_hash(*_split_files(ctx.run.shards, "heldout")),
         }
+        if ctx.recipe.data.sources:  # a mixture: each source's held-out text on its own
+            result["heldout_by_source"] = heldout_by_source(
+                model, ctx.run.shards, seq_len, cfg.batches
+            )
         h = result["heldout"]
         ctx.log.info(
             "held-out loss %.4f, perplexity %.2f, %.3f bits/byte over %d tokens",
@@ -230,6 +233,9 @@ def run(ctx: StageContext) -> dict[str, Any]:
             h["bits_per_byte"],
             h["tokens_scored"],
         )
+    if ctx.recipe.data.sources:  # planned and realised shares, epochs used
+        state = json.loads((ckpt / "state.json").read_text())
+        result["mixture"] = mixture_usage(ctx.recipe, state)
     sets: dict[str, list[Any]] = {}
     if cfg.probes is not None or cfg.hle is not None:
         batch = cfg.probes.batch_size if cfg.probes is not None else 16
@@ -242,6 +248,13 @@ def run(ctx: StageContext) -> dict[str, Any]:
             _contamination(ctx, scorer, sets, result)
     elif cfg.contamination is not None:
         ctx.log.warning("contamination: no eval set configured (eval.probes or eval.hle)")
+    post = {
+        stage: json.loads(path.read_text())
+        for stage in ("sft", "pref")
+        if (path := ctx.run.root / stage / "eval.json").is_file()
+    }
+    if post:  # what the post-training stages measured (held-out chat loss, pass@k)
+        result["post"] = post
     atomic_write_json(ctx.run.eval, result)
     return _summary(result)
 

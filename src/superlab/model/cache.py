@@ -3,9 +3,9 @@
 Every row of the batch is its own sequence with its own length: ``KVCache.pos_B`` is the
 next position of each row, and every stored key slot carries the absolute position of its
 key (``pos_BS``, -1 for an empty slot: padding, never attended). A query at position t
-sees key s by the attention kind's rule (``attention.visible``). Visibility only shrinks
-as t grows, so after a step a layer keeps, per row, exactly the keys that the row's next
-query may see:
+sees key s by the attention kind's rule (``AttentionKind.visible``). Visibility only
+shrinks as t grows, so after a step a layer keeps, per row, the keys from the kind's
+``first_needed`` position for the row's next query on (``superlab.model.attention_kinds``):
 
 - ``full`` (and ``sparse``, which may select any earlier block): every key.
 - ``sliding`` (window w): the last w - 1 keys, so never more than w.
@@ -30,6 +30,7 @@ from __future__ import annotations
 import torch
 
 from superlab.config.recipe import AttentionConfig, ModelConfig
+from superlab.model.attention_kinds import get_kind
 
 # Per-row vectors of each row's last token, carried between decode steps.
 LAST_SLOTS = ("last_BD", "last_k_BD")
@@ -40,6 +41,7 @@ class LayerKV:
 
     def __init__(self, cfg: AttentionConfig) -> None:
         self.cfg = cfg
+        self.kind = get_kind(cfg.kind)
         self.k_BGSC: torch.Tensor | None = None
         self.v_BGSC: torch.Tensor | None = None
         self.pos_BS: torch.Tensor | None = None  # absolute position per slot, -1 = empty
@@ -79,7 +81,8 @@ class LayerKV:
             next_B = pos_BS.new_zeros(pos_BS.shape[0])
         else:
             next_B = pos_BS.max(dim=1).values + 1
-        keep_BS = pos_BS >= _first_needed(self.cfg, next_B)[:, None].clamp(min=0)
+        first_B = self.kind.first_needed(self.cfg, next_B)
+        keep_BS = pos_BS >= first_B[:, None].clamp(min=0)
         if pos_BS.shape[1] > 1 and bool((keep_BS[:, :-1] & ~keep_BS[:, 1:]).any()):
             # A kept slot before an empty one: re-pack each row (stable: positions stay in
             # order), empty slots first.
@@ -151,17 +154,6 @@ def _left_pad(t: torch.Tensor, S: int) -> torch.Tensor:
     return torch.cat([fill, t], dim=dim)
 
 
-def _first_needed(cfg: AttentionConfig, next_B: torch.Tensor) -> torch.Tensor:
-    """The earliest key position that a query at ``next_B`` (or later) may see, per row."""
-    if cfg.kind == "sliding":
-        assert cfg.window is not None
-        return next_B - cfg.window + 1
-    if cfg.kind == "chunked":
-        assert cfg.chunk_size is not None
-        return next_B // cfg.chunk_size * cfg.chunk_size
-    return torch.zeros_like(next_B)
-
-
 class KVCache:
     """Per-layer caches plus ``pos_B``, the number of positions decoded so far in each row.
 
@@ -173,7 +165,7 @@ class KVCache:
         self.pos_B: torch.Tensor | None = None if batch is None else torch.zeros(batch).long()
 
     def __len__(self) -> int:
-        """Slots held by the largest layer (bounded by window / chunk for local kinds)."""
+        """Slots held by the largest layer (at most its kind's ``bound``, when it has one)."""
         return max((len(layer) for layer in self.layers), default=0)
 
     @property

@@ -8,17 +8,9 @@ parameters. Per layer and token the forward pass does ``QK^T`` and ``AV``, each
 for training (PaLM's ``12 * L * H * Q * T`` uses the non-causal ctx = T). Here ctx is
 the number of keys a query actually sees, averaged over positions: ``(T + 1) / 2``
 for causal full attention (the "halved" PaLM term), ``min(t + 1, w)`` for a sliding
-window, ``t mod c + 1`` for chunks, each layer by its own kind (``model.layer_pattern``).
-
-``sparse`` (block size P, ``superlab.model.attention_sparse``): a query at t in block
-i = t // P sees ``t mod P + 1`` keys of its own block, P keys of each of the
-``min(local_blocks, i)`` blocks before it, and P keys of each of its
-``min(top_k_blocks, max(0, i - local_blocks))`` selected older blocks. Choosing them costs,
-forward only (the hard top-k has no backward), ``2 * C`` per head for each of the
-``max(0, i - local_blocks)`` candidate blocks (the query against the block's mean key),
-plus one add per element of each complete block's keys for the mean (G heads). Activation
-checkpointing recomputes the gathers in backward; like every recomputation that is
-hardware work, not model FLOPs, and is not counted.
+window, ``t mod c + 1`` for chunks, each layer by its own kind (``model.layer_pattern``):
+the kind object counts it (``AttentionKind.keys_seen``, ``superlab.model.attention_kinds``),
+and adds the FLOPs it spends choosing keys (``select_flops``: ``sparse``'s block scoring).
 
 N counts the matmul weights a token passes through: with MoE only the router, the
 top-k routed experts and the shared experts (the active parameters); the LM head is
@@ -32,7 +24,8 @@ per slot, too few to count either way.
 
 from __future__ import annotations
 
-from superlab.config.recipe import AttentionConfig, ModelConfig
+from superlab.config.recipe import ModelConfig
+from superlab.model.attention_kinds import get_kind
 
 
 def _vocab(cfg: ModelConfig) -> int:
@@ -84,52 +77,13 @@ def param_count(cfg: ModelConfig) -> dict[str, int]:
     }
 
 
-def _tri(n: int) -> int:
-    return n * (n + 1) // 2
-
-
-def _sum_min(n: int, cap: int) -> int:
-    """``sum(min(i, cap) for i in range(n))`` in closed form."""
-    if n <= cap + 1:
-        return n * (n - 1) // 2
-    return _tri(cap) + (n - cap - 1) * cap
-
-
-def _sparse(a: AttentionConfig, seq_len: int) -> tuple[int, int]:
-    """(keys seen, candidate blocks scored) by queries 0..seq_len-1 together, ``sparse`` kind.
-
-    ``full`` blocks of P queries, then ``rest`` queries in a partial block; block i's
-    queries see min(local, i) local blocks and choose among max(0, i - local) older ones.
-    """
-    P, local, k = a.block_size, a.local_blocks, a.top_k_blocks
-    full, rest = divmod(seq_len, P)
-    older = max(0, full - local)  # full blocks with at least one candidate older block ...
-    own = full * _tri(P) + _tri(rest)
-    near = P * P * _sum_min(full, local) + rest * P * min(local, full)
-    chosen = P * P * _sum_min(older, k) + rest * P * min(k, older)
-    candidates = P * older * (older - 1) // 2 + rest * older  # ... their candidates 0..older-1
-    return own + near + chosen, candidates
-
-
-def _seen(a: AttentionConfig, seq_len: int) -> int:
-    """Keys seen by queries 0..seq_len-1 together, under attention ``a`` (closed form)."""
-    if a.kind == "sparse":
-        return _sparse(a, seq_len)[0]
-    if a.kind == "sliding":  # sum of min(t + 1, w)
-        assert a.window is not None
-        w = min(a.window, seq_len)
-        return _tri(w) + (seq_len - w) * w
-    if a.kind == "chunked":  # sum of t mod c + 1
-        assert a.chunk_size is not None
-        full, rest = divmod(seq_len, a.chunk_size)
-        return full * _tri(a.chunk_size) + _tri(rest)
-    return _tri(seq_len)
-
-
 def mean_context(cfg: ModelConfig, seq_len: int, layer: int | None = None) -> float:
     """Keys a query sees, averaged over positions 0..seq_len-1 (and layers, without ``layer``)."""
     layers = range(cfg.n_layers) if layer is None else [layer]
-    seen = sum(_seen(cfg.attention_for(i), seq_len) for i in layers)
+    seen = 0
+    for i in layers:
+        a = cfg.attention_for(i)
+        seen += get_kind(a.kind).keys_seen(a, seq_len)
     return seen / (seq_len * len(layers))
 
 
@@ -141,7 +95,8 @@ def flops_per_token(cfg: ModelConfig, seq_len: int) -> dict[str, float]:
     n_matmul = param_count(cfg)["active"] - norms - V * D + V * D * cfg.tie_embeddings
     d_attn = cfg.n_heads * cfg.head_dim
     attn_fwd = 4 * d_attn * sum(mean_context(cfg, seq_len, i) for i in range(cfg.n_layers))
-    select = sum(_select_flops(cfg, cfg.attention_for(i), seq_len) for i in range(cfg.n_layers))
+    kinds = [(get_kind(a.kind), a) for a in map(cfg.attention_for, range(cfg.n_layers))]
+    select = sum(kind.select_flops(cfg, a, seq_len) for kind, a in kinds)
     return {
         "params_matmul": float(n_matmul),
         "matmul": 6.0 * n_matmul,
@@ -149,13 +104,3 @@ def flops_per_token(cfg: ModelConfig, seq_len: int) -> dict[str, float]:
         "forward": 2.0 * n_matmul + attn_fwd + select,
         "total": 6.0 * n_matmul + 3.0 * attn_fwd + select,
     }
-
-
-def _select_flops(cfg: ModelConfig, a: AttentionConfig, seq_len: int) -> float:
-    """Per token, one layer: choosing ``sparse`` blocks (block means, then q . mean key)."""
-    if a.kind != "sparse":
-        return 0.0
-    C = cfg.head_dim
-    pooled = cfg.kv_heads * C * (seq_len // a.block_size * a.block_size)  # one add per element
-    scored = 2 * cfg.n_heads * C * _sparse(a, seq_len)[1]
-    return (pooled + scored) / seq_len

@@ -4,7 +4,9 @@
 ``Llama4ForCausalLM`` / ``Qwen3MoeForCausalLM`` directory (or an in-memory transformers
 model, saved to a temporary directory first); ``export_hf(model, directory, arch)`` writes
 one that transformers' ``from_pretrained`` loads. Only ``json`` and ``safetensors`` are
-used: transformers is not needed here.
+used: transformers is not needed here. A ``Llama4ForConditionalGeneration`` (Llama 4 with
+images, ``model.vision``) maps its text model as Llama 4 text under ``language_model.``,
+and its vision tower and projector by ``superlab.model.hf_arch.llama4_vision``.
 
 The ``config.json`` side (each architecture's fields <-> our ``ModelConfig``, and what is
 refused) is ``superlab.model.hf_config``; its public names are re-exported here. This
@@ -53,6 +55,7 @@ from safetensors.torch import load_file, save_file
 
 from superlab.common.atomic import atomic_write_json
 from superlab.config.recipe import ModelConfig
+from superlab.model.hf_arch import llama4_vision
 from superlab.model.hf_config import (
     ARCHITECTURES,
     DEFAULTS,
@@ -187,6 +190,18 @@ def _maps(cfg: ModelConfig, arch: Arch) -> Iterator[_Map]:
         yield _one("lm_head.weight", "lm_head.weight")
 
 
+def _all_maps(cfg: ModelConfig, arch: Arch) -> Iterator[_Map]:
+    """``_maps``, or with ``model.vision`` set Llama 4's text maps under ``language_model.``
+    and the vision tower's (``superlab.model.hf_arch.llama4_vision``)."""
+    if cfg.vision is None:
+        yield from _maps(cfg, arch)
+        return
+    for m in _maps(cfg, arch):
+        yield _Map(tuple(llama4_vision.TEXT_PREFIX + n for n in m.hf), m.ours, m.to_ours, m.to_hf)
+    for hf, ours in llama4_vision.tensor_names(cfg.vision):
+        yield _one(hf, ours)
+
+
 def _load_tensors(directory: Path) -> dict[str, torch.Tensor]:
     """All tensors of ``model.safetensors`` or of the shards its index lists."""
     index = directory / "model.safetensors.index.json"
@@ -207,8 +222,9 @@ def import_hf(path_or_model: str | Path | Any) -> Transformer:
     tensors = _load_tensors(directory)
     if cfg.tie_embeddings:
         tensors.pop("lm_head.weight", None)  # some writers store the tied copy
+        tensors.pop(llama4_vision.TEXT_PREFIX + "lm_head.weight", None)
     state: dict[str, torch.Tensor] = {}
-    for m in _maps(cfg, arch):
+    for m in _all_maps(cfg, arch):
         missing = [name for name in m.hf if name not in tensors]
         if missing:
             raise ValueError(f"{directory}: tensor {missing[0]!r} is missing")
@@ -225,7 +241,7 @@ def export_hf(model: Transformer, directory: str | Path, arch: Arch) -> None:
     """Write ``config.json`` + ``model.safetensors`` that transformers loads as ``arch``."""
     state = model.state_dict()
     hf = config_to_hf(model.cfg, arch, state["tok_emb.weight"].dtype)
-    maps = list(_maps(model.cfg, arch))
+    maps = list(_all_maps(model.cfg, arch))
     extra = set(state) - {ours for m in maps for ours in m.ours}
     if extra:
         raise ValueError(f"{arch} has no place for: {sorted(extra)[:5]}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from superlab.config.model import ModelConfig, RopeScalingConfig
-from superlab.model.hf_arch import ARCHS, Arch
+from superlab.model.hf_arch import ARCHS, Arch, llama4_vision
 from superlab.model.hf_arch.base import refuse as _refuse
 
 if TYPE_CHECKING:  # only annotates config_to_hf's dtype
@@ -102,6 +102,13 @@ def _rope_from_hf(hf: dict[str, Any], arch: Arch) -> tuple[float, RopeScalingCon
 
 def config_from_hf(hf: dict[str, Any]) -> tuple[Arch, ModelConfig]:
     """Our ``ModelConfig`` for a ``config.json`` dict of a supported arch; refuses what differs."""
+    if hf.get("model_type") == llama4_vision.MODEL_TYPE:  # text_config + vision_config
+        if not isinstance(hf.get("text_config"), dict):
+            why = "a 'llama4' config nests its text model ('llama4_text') in text_config"
+            raise _refuse("text_config", hf.get("text_config"), why)
+        arch, text = config_from_hf(hf["text_config"])
+        vision = llama4_vision.vision_from_hf(hf)
+        return arch, ModelConfig(**(text.model_dump() | {"vision": vision.model_dump()}))
     arch = _arch(hf)
     if hf.get("hidden_act", "silu") != "silu":
         raise _refuse("hidden_act", hf["hidden_act"], "only 'silu' (SwiGLU) is supported")
@@ -158,6 +165,9 @@ def config_to_hf(cfg: ModelConfig, arch: Arch, dtype: torch.dtype) -> dict[str, 
         raise ValueError(f"token_shift is set: {arch} has no equivalent")
     if cfg.smear_keys:
         raise ValueError(f"smear_keys is set: {arch} has no equivalent")
+    if cfg.vision is not None:  # Llama4ForConditionalGeneration around the text config
+        text = config_to_hf(cfg.model_copy(update={"vision": None}), arch, dtype)
+        return llama4_vision.wrap_to_hf(text, cfg.vision)
     rope = _rope_to_hf(cfg)
     hf: dict[str, Any] = {
         "architectures": [ARCHITECTURES[arch]],

@@ -19,13 +19,23 @@ hold this call's values; the transformer collects them from its MoE layers.
 ``update_bias()`` is the trainer's hook after each optimizer step (the aux-free router
 moves its bias; the others do nothing).
 
+Expert parallelism: ``dispatch`` (None on one process) is an ``ExpertDispatch`` that
+``superlab.train.expert_parallel`` attaches after keeping only this rank's experts in the
+stacked weights. The layer then routes every rank's tokens at once (``gather``: the
+global batch's logits, so capacity, the balance loss and the statistics are the
+one-process ones) and runs only this rank's kept slots through ``plan``'s ``run``, which
+sends them to the ranks that hold their experts and brings the outputs back. The model
+knows nothing of process groups: the object does (docs/train.md, "Expert parallelism").
+
 Legend: B batch, L positions, T = B*L tokens, D model dim, E experts, F expert hidden
 dim, N kept token-slots, S combine slots per token.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +43,29 @@ from torch import nn
 
 from superlab.config.recipe import ModelConfig
 from superlab.model.mlp import SwiGLU
-from superlab.model.routers import build_router
+from superlab.model.routers import Routing, build_router
+
+
+@dataclass
+class SlotPlan:
+    """This rank's kept slots of a global routing, and how to get their expert outputs."""
+
+    token_N: torch.Tensor  # local flat token index
+    slot_N: torch.Tensor
+    weight_N: torch.Tensor
+    run: Callable[[MoE, torch.Tensor], torch.Tensor]  # (layer, inputs of the slots) -> outputs
+
+
+class ExpertDispatch(Protocol):
+    """Runs a MoE layer's experts across processes (``superlab.train.expert_parallel``)."""
+
+    def gather(self, logits_BLE: torch.Tensor) -> torch.Tensor:
+        """The global batch's router logits, every rank's rows in rank order."""
+        ...
+
+    def plan(self, routing: Routing, num_tokens: int) -> SlotPlan:
+        """This rank's slots of ``routing`` (made on the global batch); ``num_tokens`` local."""
+        ...
 
 
 class MoE(nn.Module):
@@ -56,6 +88,7 @@ class MoE(nn.Module):
         self.shared = SwiGLU(D, n_shared * F_) if n_shared else None
         self.aux_loss: torch.Tensor = torch.zeros(())
         self.stats: dict[str, Any] = {}
+        self.dispatch: ExpertDispatch | None = None  # set under expert parallelism
 
     @staticmethod
     def _expert(
@@ -79,17 +112,27 @@ class MoE(nn.Module):
     def forward(self, x_BLD: torch.Tensor) -> torch.Tensor:
         shape = x_BLD.shape
         x_TD = x_BLD.reshape(-1, shape[-1])
-        r = self.routing(self.router(x_BLD).float())  # keeps B, L: sequence-wise losses
+        logits_BLE = self.router(x_BLD).float()  # keeps B, L: sequence-wise losses
+        if self.dispatch is None:
+            r = self.routing(logits_BLE)
+            token_N, slot_N, weight_N = r.token_N, r.slot_N, r.weight_N
+        else:  # expert parallel: route the global batch, keep this rank's slots
+            r = self.routing(self.dispatch.gather(logits_BLE))
+            plan = self.dispatch.plan(r, x_TD.shape[0])
+            token_N, slot_N, weight_N = plan.token_N, plan.slot_N, plan.weight_N
 
-        x_ND = x_TD[r.token_N]
-        gate_N1 = r.weight_N.unsqueeze(-1).type_as(x_ND)
+        x_ND = x_TD[token_N]
+        gate_N1 = weight_N.unsqueeze(-1).type_as(x_ND)
         if self.moe_cfg.gate_on == "input":  # Llama 4: expert(w * x)
             x_ND = x_ND * gate_N1
-        out_ND = self._looped(x_ND, r.counts_E.tolist())
+        if self.dispatch is None:
+            out_ND = self._looped(x_ND, r.counts_E.tolist())
+        else:
+            out_ND = plan.run(self, x_ND)
         if self.moe_cfg.gate_on == "output":  # w * expert(x)
             out_ND = out_ND * gate_N1
         y_TSD = x_TD.new_zeros(x_TD.shape[0], r.num_slots, shape[-1])
-        y_TSD[r.token_N, r.slot_N] = out_ND
+        y_TSD[token_N, slot_N] = out_ND
         y_TD = y_TSD.sum(1)
         if self.shared is not None:
             y_TD = y_TD + self.shared(x_TD)

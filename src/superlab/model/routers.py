@@ -148,7 +148,8 @@ class AuxFreeRouter(TokenChoiceRouter):
     @torch.no_grad()
     def update_bias(self) -> None:
         """b_e += gamma * sign(mean load - load_e) over the loads seen since the last call."""
-        # One device: with data parallelism all-reduce load_E across ranks first.
+        # One device: with data parallelism all-reduce load_E across ranks first (under
+        # expert parallelism every rank routes the global batch: load_E is global).
         if self.load_E.sum() > 0:
             self.bias_E += self.cfg.bias_update_rate * (self.load_E.mean() - self.load_E).sign()
         self.load_E.zero_()

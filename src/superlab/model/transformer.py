@@ -18,7 +18,13 @@ other rows of its batch.
 Per-layer choices (``model.layer_pattern``: attention kind, RoPE or NoPE, dense or MoE)
 are resolved by ``ModelConfig`` and read by each ``Block`` from its layer index.
 
-Legend: B batch, T sequence, D model dim, V vocabulary.
+Early fusion (``model.vision``, Llama 4): ``pixels_NCHW`` holds the images of a call, in
+order; their tower outputs replace the embeddings of the ``image_token_id`` placeholders
+(``superlab.model.vision``), and no loss is taken at image positions. Everything after
+the embedding treats those positions like any others. A text-only model has no tower and
+its path is unchanged.
+
+Legend: B batch, T sequence, D model dim, V vocabulary, N images.
 """
 
 from __future__ import annotations
@@ -33,12 +39,14 @@ from torch import nn
 
 from superlab.config.recipe import ModelConfig
 from superlab.model.attention import Attention
+from superlab.model.attention_kinds import get_kind
 from superlab.model.cache import KVCache, LayerKV
 from superlab.model.mlp import SwiGLU
 from superlab.model.moe import MoE
 from superlab.model.norm import RMSNorm
 from superlab.model.rope import RotaryEmbedding
 from superlab.model.token_shift import previous
+from superlab.model.vision import VisionTower, fuse, ignore_image_targets
 
 
 @dataclass
@@ -98,13 +106,18 @@ class Transformer(nn.Module):
         self.lm_head = (
             None if cfg.tie_embeddings else nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         )
+        self.vision: VisionTower | None = None
         self.reset_parameters()
+        if cfg.vision is not None:  # built after the text init: same text weights per seed
+            self.vision = VisionTower(cfg.vision, cfg.d_model)
 
     @torch.no_grad()
     def reset_parameters(self) -> None:
         """GPT-2 / Llama init; see the module docstring."""
         residual_std = 0.02 / math.sqrt(2 * self.cfg.n_layers)
         for name, p in self.named_parameters():
+            if name.startswith("vision."):  # the tower's own init, below
+                continue
             if name.endswith("smear_G"):  # model.smear_keys: equal shares of k_t and k_{t-1}
                 nn.init.zeros_(p)
             elif p.dim() == 1:  # norm gains
@@ -113,6 +126,8 @@ class Transformer(nn.Module):
                 nn.init.normal_(p, mean=0.0, std=residual_std)
             else:
                 nn.init.normal_(p, mean=0.0, std=0.02)
+        if self.vision is not None:
+            self.vision.reset_parameters()
 
     def forward(
         self,
@@ -121,6 +136,7 @@ class Transformer(nn.Module):
         doc_ids_BT: torch.Tensor | None = None,
         cache: KVCache | None = None,
         valid_BT: torch.Tensor | None = None,
+        pixels_NCHW: torch.Tensor | None = None,
     ) -> ModelOutput:
         if cache is not None and self.training:
             raise ValueError(
@@ -142,6 +158,8 @@ class Transformer(nn.Module):
             at_BT = pos_BT.clamp(min=0)
             cos_TC, sin_TC = table_cos[at_BT][:, None], table_sin[at_BT][:, None]
         x_BTD = self.tok_emb(idx_BT)
+        if self.vision is not None or pixels_NCHW is not None:
+            x_BTD = fuse(self.vision, idx_BT, x_BTD, pixels_NCHW)
         for i, block in enumerate(self.blocks):
             kv = None if cache is None else cache.layers[i]
             x_BTD = block(x_BTD, cos_TC, sin_TC, doc_ids_BT, kv, pos_BT)
@@ -152,6 +170,10 @@ class Transformer(nn.Module):
         logits_BTV = F.linear(x_BTD, weight_VD)
 
         loss = None
+        if targets_BT is not None and self.cfg.vision is not None:
+            image_id = self.cfg.vision.image_token_id
+            assert image_id is not None  # fuse refused a model without it
+            targets_BT = ignore_image_targets(idx_BT, targets_BT, image_id)
         if targets_BT is not None:
             loss = F.cross_entropy(
                 logits_BTV.float().flatten(0, 1), targets_BT.flatten(), ignore_index=-100
@@ -163,11 +185,9 @@ class Transformer(nn.Module):
     @property
     def bounded_context(self) -> bool:
         """True when every layer's KV cache is bounded, so decoding may run past
-        ``max_seq_len`` without cropping the context (sliding and chunked layers)."""
-        return all(
-            self.cfg.attention_for(i).kind in ("sliding", "chunked")
-            for i in range(self.cfg.n_layers)
-        )
+        ``max_seq_len`` without cropping the context (each layer's kind says: ``bounded``)."""
+        layers = [self.cfg.attention_for(i) for i in range(self.cfg.n_layers)]
+        return all(get_kind(a.kind).bounded(a) for a in layers)
 
     def new_cache(self, batch: int | None = None) -> KVCache:
         """An empty KV cache for incremental decoding, each layer kept by its own kind."""

@@ -152,6 +152,7 @@ def training_section(run: RunDir) -> Section:
     if not run.metrics.is_file():
         return Section("training", "Training", missing(run.metrics.name), False)
     rows, bad = read_metrics(run.metrics)
+    rows = [r for r in rows if "stage" not in r]  # post-training rows have their own section
     if not rows:
         return Section("training", "Training", missing("a metrics row"), False)
     last = rows[-1]

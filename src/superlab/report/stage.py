@@ -9,6 +9,7 @@ from typing import Any
 from superlab.common import RunDir, StageContext, atomic_write_text
 from superlab.config import Recipe
 from superlab.report.html import Section, page
+from superlab.report.post import post_training_section
 from superlab.report.sections import (
     data_section,
     eval_section,
@@ -17,6 +18,7 @@ from superlab.report.sections import (
     samples_section,
     training_section,
 )
+from superlab.report.sources import sources_sections
 
 
 def build_sections(recipe: Recipe, run: RunDir) -> list[Section]:
@@ -24,7 +26,9 @@ def build_sections(recipe: Recipe, run: RunDir) -> list[Section]:
     return [
         recipe_section(recipe),
         data_section(run),
+        *sources_sections(run),  # a mixture's per-source audit, shares and held-out figures
         training_section(run),
+        *([post_training_section(run)] if recipe.sft or recipe.pref else []),
         eval_section(run),
         samples_section(run),
         plan_section(run),

@@ -32,6 +32,18 @@ def _train(ctx: StageContext) -> dict[str, Any]:
     return run(ctx)
 
 
+def _sft(ctx: StageContext) -> dict[str, Any]:
+    from superlab.post.sft import run
+
+    return run(ctx)
+
+
+def _pref(ctx: StageContext) -> dict[str, Any]:
+    from superlab.post.pref import run
+
+    return run(ctx)
+
+
 def _eval(ctx: StageContext) -> dict[str, Any]:
     from superlab.eval.stage import run
 
@@ -76,6 +88,10 @@ class Stage:
 STAGES: tuple[Stage, ...] = (
     Stage("data", (), _data, "clean, dedup, train tokenizer, pack shards", check=_data_check),
     Stage("train", ("data",), _train, "train the model, checkpoint, resume"),
+    # Post-training needs no stage of its own run: its init may be a Hugging Face folder.
+    # With init 'run' or 'sft' it finds the checkpoint it starts from or says what to run.
+    Stage("sft", (), _sft, "supervised fine-tuning on chat rows (recipe's sft section)"),
+    Stage("pref", (), _pref, "preference optimisation: DPO, IPO or SimPO (pref section)"),
     Stage(
         "eval",
         ("train",),

@@ -7,17 +7,16 @@ log-probabilities), ``/v1/chat/completions``, SSE streaming in OpenAI's chunk fo
 grades the server). Every route but ``/health`` needs an API key; ``/docs`` and
 ``/openapi.json`` exist only with ``serve.docs``.
 
-A generation request is admitted cheapest check first (``admission``), then generated
-(``streaming``); the server's state (serving, draining, dead) is ``lifecycle``'s. No
-request can raise out of a route: anything unexpected is a 500 in OpenAI's shape.
+This module is the routes only. The key check is ``keycheck``'s middleware; a request is
+admitted cheapest check first (``admission``), a generation request is handled (runs,
+output checks) by ``handling`` and shaped by ``responses``; the server's state (serving,
+draining, dead) is ``lifecycle``'s. No request can raise out of a route: anything
+unexpected is a 500 in OpenAI's shape.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import logging
-import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -32,14 +31,15 @@ from tokenizers import Tokenizer
 
 from superlab.config.recipe import ServeConfig
 from superlab.serve import admission as adm
-from superlab.serve.admission import Ctx, Reservation
-from superlab.serve.auth import ApiKey, Denied, KeyRing
+from superlab.serve import handling
+from superlab.serve.admission import Ctx
+from superlab.serve.auth import ApiKey, KeyRing
 from superlab.serve.engine import Engine
+from superlab.serve.keycheck import KeyCheck
 from superlab.serve.lifecycle import Lifecycle
 from superlab.serve.limits import BodyLimit
 from superlab.serve.metrics import Metrics
 from superlab.serve.protocol import (
-    CHAT_STOPS,
     CHAT_TEMPLATE,
     ApiError,
     ChatRequest,
@@ -49,21 +49,7 @@ from superlab.serve.protocol import (
     parse,
 )
 from superlab.serve.safety import Policy
-from superlab.serve.sampling import SamplingParams
 from superlab.serve.scheduler import Scheduler
-from superlab.serve.streaming import (
-    Run,
-    all_of,
-    chat_events,
-    chat_response,
-    complete_choice,
-    completion_events,
-    sse,
-    usage,
-)
-
-log = logging.getLogger("superlab.serve")
-PUBLIC = {"/health"}
 
 
 def create_app(
@@ -203,121 +189,15 @@ def create_app(
     async def completions(request: Request) -> Response:
         ctx = holder["ctx"]
         key = adm.admit(ctx, request)
-        req: CompletionRequest = parse(CompletionRequest, await adm.body(ctx, request))
-        adm.check_model(ctx, req.model)
-        adm.check_n(ctx, req.n)
-        p = adm.params(ctx, req, req.max_tokens, req.logprobs, ())
-        prompts = await adm.prompts(ctx, req.prompt)
-        if req.stream and len(prompts) != 1:
-            raise ApiError(400, "prompt: streaming takes one prompt", "prompt", "invalid_value")
-        for text, _ in prompts:
-            await adm.check_input(ctx, text, [("user", text)], key)
-        adm.check_queue(ctx)
-        worst = sum(len(ids) + req.n * p.max_tokens for _, ids in prompts)
-        res = Reservation(ctx, key, worst)
-        try:
-            runs = [
-                (i * req.n + j, text, Run(ctx, key, [("user", text)], ids, _nth(p, j), res))
-                for i, (text, ids) in enumerate(prompts)
-                for j in range(req.n)
-            ]
-            if req.stream:
-                return sse(completion_events([r for _, _, r in runs], req.include_usage, res), res)
-            choices = await all_of(
-                [_choice_job(run, idx, text, req.echo, req.logprobs) for idx, text, run in runs]
-            )
-        except BaseException:
-            res.settle()
-            raise
-        res.settle()
-        body = {
-            "id": f"cmpl-{runs[0][2].id}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": ctx.name,
-            "choices": choices,
-            "usage": usage([r for _, _, r in runs], [ids for _, ids in prompts]),
-        }
-        return JSONResponse(body)
+        return await handling.complete(
+            ctx, key, parse(CompletionRequest, await adm.body(ctx, request))
+        )
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
         ctx = holder["ctx"]
         key = adm.admit(ctx, request)
-        req: ChatRequest = parse(ChatRequest, await adm.body(ctx, request))
-        adm.check_model(ctx, req.model)
-        adm.check_n(ctx, req.n)
-        conversation = [(m.role, m.text()) for m in req.messages]
-        adm.check_chars(ctx, sum(len(c) for _, c in conversation), "messages")
-        max_tokens = req.max_completion_tokens or req.max_tokens
-        top = (req.top_logprobs or 0) if req.logprobs else None
-        p = adm.params(ctx, req, max_tokens, top, CHAT_STOPS)
-        ids = await adm.encode(ctx, adm.chat_prompt(req.messages))
-        adm.check_length(ctx, ids, "messages")
-        text = "\n".join(c for _, c in conversation)
-        await adm.check_input(ctx, text, conversation, key)
-        adm.check_queue(ctx)
-        res = Reservation(ctx, key, len(ids) + req.n * p.max_tokens)
-        try:
-            runs = [Run(ctx, key, conversation, ids, _nth(p, j), res) for j in range(req.n)]
-            if req.stream:
-                return sse(chat_events(runs, req.include_usage, res), res)
-            await all_of([r.drain for r in runs])
-        except BaseException:
-            res.settle()
-            raise
-        res.settle()
-        return JSONResponse(chat_response(runs))
+        return await handling.chat(ctx, key, parse(ChatRequest, await adm.body(ctx, request)))
 
     routes.update(r.path for r in app.routes if isinstance(r, APIRoute | Route))
     return app
-
-
-class KeyCheck:
-    """ASGI middleware: the bearer key (401), the request count by route and status, and
-    a 500 in OpenAI's shape for anything unexpected. Plain ASGI rather than Starlette's
-    ``BaseHTTPMiddleware``, which passes every streamed chunk through an extra task."""
-
-    def __init__(
-        self, app: Any, holder: dict[str, Ctx], metrics: Metrics, routes: set[str]
-    ) -> None:
-        self.app, self.holder, self.metrics, self.routes = app, holder, metrics, routes
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope["path"]
-        status = 0
-
-        async def counted(message: dict[str, Any]) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            if path not in PUBLIC:
-                key = self.holder["ctx"].keys.find(adm.bearer(Request(scope)))
-                scope.setdefault("state", {})["key"] = key
-            await self.app(scope, receive, counted)
-        except Denied as e:
-            err = ApiError(e.status, e.message, None, e.code)
-            await JSONResponse(err.body(), status_code=e.status)(scope, receive, counted)
-        except Exception:  # a bug, not the client's fault: still OpenAI's shape, logged
-            log.exception("unhandled error on %s", path)
-            if status == 0:  # nothing sent yet
-                err = ApiError(500, "internal server error", None, "internal_error")
-                await JSONResponse(err.body(), status_code=500)(scope, receive, counted)
-        # Unknown paths share one label, so that random URLs cannot grow the metrics.
-        route = path if path in self.routes else "other"
-        self.metrics.inc("superlab:http_requests_total", route=route, status=str(status))
-
-
-def _nth(p: SamplingParams, j: int) -> SamplingParams:
-    """The j-th choice's settings: with a seed, choice j samples with seed + j."""
-    return p if j == 0 or p.seed is None else dataclasses.replace(p, seed=p.seed + j)
-
-
-def _choice_job(run: Run, index: int, text: str, echo: bool, logprobs: int | None) -> Any:
-    return lambda: complete_choice(run, index, text, echo, logprobs)

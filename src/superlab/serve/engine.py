@@ -1,21 +1,43 @@
 """Continuous batching: many sequences decode together; requests join and leave between steps.
 
+This is the one decode loop: the HTTP server (through ``superlab.serve.scheduler``),
+``Generator.generate`` (a batch of one) and ``Generator.generate_many`` all run it.
+
 ``Engine.step()`` is one unit of work: decode one token for every running sequence (one
 forward over the batch, each row at its own position in the KV cache), then admit waiting
 requests (prefilled together, left-padded, in a cache of their own that is appended to the
 running one), then drop finished sequences from the cache. Each step returns ``Delta``s:
 the text each sequence may release now, its tokens and, when asked, their log-probs.
 
+The context limit. Under ``sliding`` and ``chunked`` attention (``model.bounded_context``)
+every layer keeps a bounded cache and decoding simply goes on. Under ``full`` (and
+``sparse``) attention the model has seen at most ``max_seq_len`` positions, and the engine
+does one of two things:
+
+- by default (the server) a sequence ends with ``length`` when its context passes
+  ``max_seq_len``, and a prompt must leave room for one new token: under load nobody's
+  request turns into a re-encode of ``max_seq_len`` tokens per step;
+- with ``crop_context=True`` (``Generator.generate``) it goes on: from then on that row
+  leaves the KV cache and each step re-runs its last ``max_seq_len`` tokens (no cache),
+  in one forward with the other rows that do; a longer prompt starts that way.
+
+A model without a KV cache (a ``forward`` without ``cache``, or no ``new_cache``: a
+wrapped or foreign model) decodes every row that way, its context cropped to the last
+``max_seq_len`` tokens, so it needs ``crop_context=True`` to run past the limit too.
+
+Sampling happens on the CPU, with one ``torch.Generator`` per request seeded from
+``params.seed``: the same request gives the same tokens whatever else is in the batch and
+whichever device runs the model (a CPU generator cannot sample a CUDA tensor anyway).
+
 The engine is single-threaded and synchronous; ``superlab.serve.scheduler`` drives it from
-a worker thread for the HTTP server. Under ``full`` (and ``sparse``) attention a sequence
-ends with ``length`` when its context reaches ``max_seq_len``; ``sliding`` and ``chunked``
-keep a bounded cache and go on.
+a worker thread for the HTTP server.
 
 Legend: B running sequences, T positions, V vocabulary.
 """
 
 from __future__ import annotations
 
+import inspect
 import secrets
 from collections import deque
 from dataclasses import dataclass, field
@@ -106,17 +128,21 @@ class Engine:
         max_seq_len: int,
         max_batch: int = 32,
         prefill_tokens: int = 1024,
+        crop_context: bool = False,
     ) -> None:
-        if not hasattr(model, "new_cache"):
-            raise TypeError(f"{type(model).__name__} has no KV cache (new_cache); use Generator")
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_seq_len, self.max_batch = max_seq_len, max_batch
-        self.prefill_tokens = prefill_tokens
+        self.prefill_tokens, self.crop_context = prefill_tokens, crop_context
         self.eos_id = tokenizer.token_to_id(EOS_TOKEN)
         self.device = next(model.parameters()).device
-        self.bounded = bool(getattr(model, "bounded_context", False))
+        self.cached = "cache" in inspect.signature(model.forward).parameters and hasattr(
+            model, "new_cache"
+        )
+        # Local attention keeps a bounded cache, so it never has to crop the context.
+        self.bounded = self.cached and bool(getattr(model, "bounded_context", False))
         self.pending: deque[GenRequest] = deque()
         self.running: list[_Seq] = []  # row r of the cache is running[r]
+        self.rerun: list[_Seq] = []  # rows outside the cache: their context re-run each step
         self.cache = None
         self._aborted: set[str] = set()
 
@@ -124,7 +150,7 @@ class Engine:
         """A ValueError naming ``prompt`` when it cannot be decoded by this model."""
         if not prompt_ids:
             raise ValueError("prompt: empty after tokenization")
-        if not self.bounded and len(prompt_ids) >= self.max_seq_len:
+        if not self.bounded and not self.crop_context and len(prompt_ids) >= self.max_seq_len:
             raise ValueError(
                 f"prompt: {len(prompt_ids)} tokens; the model's context is {self.max_seq_len} "
                 "(prompt plus at least one new token)"
@@ -142,7 +168,12 @@ class Engine:
     @property
     def idle(self) -> bool:
         """Nothing running and nothing waiting."""
-        return not self.running and not self.pending
+        return not self.running and not self.rerun and not self.pending
+
+    @property
+    def n_running(self) -> int:
+        """Sequences decoding now, in the cache or re-run."""
+        return len(self.running) + len(self.rerun)
 
     @torch.no_grad()
     def step(self) -> list[Delta]:
@@ -153,11 +184,17 @@ class Engine:
             last_B1 = torch.tensor([[s.generated[-1]] for s in self.running], device=self.device)
             logits_BV = self.model(last_B1, cache=self.cache).logits_BTV[:, -1].float()
             out += self._advance(self.running, logits_BV)
-        room = self.max_batch - len(self.running)
+        if self.rerun:
+            out += self._advance(self.rerun, self._rerun_logits(self.rerun))
+        room = self.max_batch - self.n_running
         if room > 0 and self.pending:
             out += self._admit(room)
         self._drop_finished()
         return out
+
+    def _past_context(self, n: int) -> bool:
+        """A context of ``n`` tokens is more than the model sees (unbounded attention)."""
+        return not self.bounded and n > self.max_seq_len
 
     def _take_aborts(self, out: list[Delta]) -> None:
         if not self._aborted:
@@ -165,7 +202,7 @@ class Engine:
         for req in [r for r in self.pending if r.id in self._aborted]:
             self.pending.remove(req)
             out.append(Delta(req.id, "", [], [], "abort", len(req.prompt_ids), 0))
-        for seq in self.running:
+        for seq in self.running + self.rerun:
             if seq.req.id in self._aborted and seq.finish is None:
                 seq.finish = "abort"
                 out.append(self._delta(seq, "", [], []))
@@ -173,20 +210,32 @@ class Engine:
         self._drop_finished()
 
     def _admit(self, room: int) -> list[Delta]:
-        """Prefill waiting prompts (left-padded, in chunks) and append them to the batch."""
+        """Prefill waiting prompts (left-padded, in chunks) and append them to the batch;
+        a prompt that the cache cannot hold (no cache, or past the context) is re-run."""
         batch: list[GenRequest] = []
+        rerun: list[GenRequest] = []
         longest = 0
-        while self.pending and len(batch) < room:
+        while self.pending and len(batch) + len(rerun) < room:
             n = len(self.pending[0].prompt_ids)
+            if not self.cached or self._past_context(n):
+                rerun.append(self.pending.popleft())
+                continue
             if batch and max(longest, n) * (len(batch) + 1) > self.prefill_tokens:
                 break
             longest = max(longest, n)
             batch.append(self.pending.popleft())
-        try:
-            return self._prefill(batch, longest)
-        except Exception as e:  # a failed prefill fails its own requests only
-            reason = f"generation failed in prefill: {type(e).__name__}: {e}"
-            return [Delta(r.id, "", [], [], "error", len(r.prompt_ids), 0, reason) for r in batch]
+        out: list[Delta] = []
+        for reqs, start in ((batch, self._prefill), (rerun, self._start_rerun)):
+            if not reqs:
+                continue
+            try:
+                out += start(reqs, longest)
+            except Exception as e:  # a failed prefill fails its own requests only
+                reason = f"generation failed in prefill: {type(e).__name__}: {e}"
+                out += [
+                    Delta(r.id, "", [], [], "error", len(r.prompt_ids), 0, reason) for r in reqs
+                ]
+        return out
 
     def _prefill(self, batch: list[GenRequest], T: int) -> list[Delta]:
         """Prefill ``batch`` (prompts up to ``T`` tokens) and append it to the running rows."""
@@ -212,6 +261,27 @@ class Engine:
         self.running += seqs
         return self._advance(seqs, logits_BTV[:, -1].float())
 
+    def _start_rerun(self, reqs: list[GenRequest], _: int) -> list[Delta]:
+        """Start requests outside the cache: their first token from their cropped prompt."""
+        seqs = [_Seq(req, self.tokenizer) for req in reqs]
+        self.rerun += seqs
+        return self._advance(seqs, self._rerun_logits(seqs))
+
+    def _rerun_logits(self, seqs: list[_Seq]) -> torch.Tensor:
+        """Next-token logits ``(B, V)`` from each row's last ``max_seq_len`` tokens, no cache;
+        rows of the same length share a forward."""
+        ctxs = [(s.req.prompt_ids + s.generated)[-self.max_seq_len :] for s in seqs]
+        logits: list[torch.Tensor | None] = [None] * len(seqs)
+        by_len: dict[int, list[int]] = {}
+        for r, ctx in enumerate(ctxs):
+            by_len.setdefault(len(ctx), []).append(r)
+        for rows in by_len.values():
+            idx_BT = torch.tensor([ctxs[r] for r in rows], device=self.device)
+            logits_BV = self.model(idx_BT).logits_BTV[:, -1].float()
+            for b, r in enumerate(rows):
+                logits[r] = logits_BV[b]
+        return torch.stack([x for x in logits if x is not None])
+
     def _advance(self, seqs: list[_Seq], logits_BV: torch.Tensor) -> list[Delta]:
         """Pick each sequence's next token from its row of logits; finish those that end.
 
@@ -219,8 +289,11 @@ class Engine:
         finish reason ``error``; the other rows go on.
         """
         greedy_B = torch.argmax(logits_BV, dim=-1).tolist()
+        # Sampled rows are sampled on the CPU (their RNG is a CPU generator): one copy.
+        sampled = any(not s.req.params.greedy for s in seqs)
+        cpu_BV = logits_BV.cpu() if sampled else logits_BV
         out = []
-        for seq, logits_V, greedy in zip(seqs, logits_BV, greedy_B, strict=True):
+        for seq, logits_V, greedy in zip(seqs, cpu_BV, greedy_B, strict=True):
             try:
                 out.append(self._advance_one(seq, logits_V, greedy))
             except Exception as e:  # any failure of one row is that row's
@@ -242,7 +315,8 @@ class Engine:
         if seq.stream.stopped:
             seq.finish = "stop"
         elif len(seq.generated) >= p.max_tokens or (
-            not self.bounded and len(seq.req.prompt_ids) + len(seq.generated) > self.max_seq_len
+            not self.crop_context
+            and self._past_context(len(seq.req.prompt_ids) + len(seq.generated))
         ):
             seq.finish = "length"
             text += seq.stream.finish()
@@ -272,7 +346,17 @@ class Engine:
         return Delta(seq.req.id, text, tokens, lps, seq.finish, n_prompt, n_gen)
 
     def _drop_finished(self) -> None:
-        keep = [r for r, s in enumerate(self.running) if s.finish is None]
+        """Drop finished rows; a cached row whose context passed ``max_seq_len`` (only
+        with ``crop_context``: the others ended) leaves the cache to be re-run."""
+        self.rerun = [s for s in self.rerun if s.finish is None]
+        keep = []
+        for r, s in enumerate(self.running):
+            if s.finish is not None:
+                continue
+            if self._past_context(len(s.req.prompt_ids) + len(s.generated)):
+                self.rerun.append(s)
+            else:
+                keep.append(r)
         if len(keep) == len(self.running):
             return
         self.running = [self.running[r] for r in keep]
@@ -285,19 +369,22 @@ class Engine:
     def score(self, ids: list[int], top_n: int = 0) -> list[TokenLogprob | None]:
         """Log-probability of each token given those before it (None for the first).
 
-        Runs in chunks of ``prefill_tokens`` through a KV cache, so memory stays bounded;
-        under full attention the ids must fit in ``max_seq_len``.
+        Runs in chunks of ``prefill_tokens`` through a KV cache, so memory stays bounded
+        (a model without a cache: one forward); under full attention the ids must fit in
+        ``max_seq_len``.
         """
         if not ids:
             return []
-        if not self.bounded and len(ids) > self.max_seq_len:
+        if self._past_context(len(ids)):
             raise ValueError(f"prompt: {len(ids)} tokens; the context is {self.max_seq_len}")
         idx_1T = torch.tensor([ids], device=self.device)
-        cache = self.model.new_cache()
+        cache = self.model.new_cache() if self.cached else None
+        chunk = self.prefill_tokens if self.cached else len(ids)
         out: list[TokenLogprob | None] = [None]
-        for start in range(0, len(ids), self.prefill_tokens):
-            logits_TV = self.model(
-                idx_1T[:, start : start + self.prefill_tokens], cache=cache
+        for start in range(0, len(ids), chunk):
+            piece_1T = idx_1T[:, start : start + chunk]
+            logits_TV = (
+                self.model(piece_1T, cache=cache) if self.cached else self.model(piece_1T)
             ).logits_BTV[0]
             lp_TV = torch.log_softmax(logits_TV.float(), dim=-1)
             for t in range(lp_TV.shape[0]):

@@ -1,31 +1,30 @@
-"""Text in, text out: prompt encoding, the decode loop and stopping.
+"""Text in, text out: ``Generator`` encodes prompts, runs them through the ``Engine`` and
+returns ``Completion``s.
 
-``generate`` decodes one prompt; ``generate_many`` decodes many together through the
-continuously batched ``Engine`` (``superlab.serve.engine``).
+There is no decode loop here: ``generate`` is a batch of one through
+``superlab.serve.engine.Engine`` and ``generate_many`` a continuously batched run of many,
+so everything the engine does (KV cache, sampling, penalties, stop strings) is the same
+for one prompt, many prompts and the HTTP server.
 
-With a model whose ``forward`` takes a ``cache`` (our ``Transformer``) the prompt is
-prefilled once and each step runs one token against the KV cache. When the context
-would pass ``max_seq_len``: under ``sliding`` and ``chunked`` attention the cache is
-bounded and decoding simply goes on; under ``full`` (and ``sparse``) the model re-encodes
-the last ``max_seq_len`` tokens at every further step (no cache), as a model without a
-cache does at every step. A local-attention prompt longer than ``max_seq_len`` is
-prefilled whole.
+The two differ at the context limit under ``full`` (and ``sparse``) attention, where the
+model has seen at most ``max_seq_len`` positions. ``generate`` goes on
+(``Engine(crop_context=True)``): past ``max_seq_len`` it re-runs the last ``max_seq_len``
+tokens at every step (no cache), and a longer prompt is cropped the same way.
+``generate_many`` stops there with finish reason ``length``, as the server does. Under
+``sliding`` and ``chunked`` attention the cache is bounded and both simply go on; a
+long prompt is prefilled whole. A model without a KV cache (its ``forward`` takes no
+``cache``) is decoded by re-running its cropped context at every step.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from tokenizers import Tokenizer
 
 from superlab.serve.engine import EOS_TOKEN, Engine, GenRequest
-from superlab.serve.sampling import SamplingParams, apply_repetition_penalty, sample_next
-
-if TYPE_CHECKING:
-    from superlab.model.cache import KVCache
+from superlab.serve.sampling import SamplingParams
 
 __all__ = ["EOS_TOKEN", "Completion", "Generator"]
 
@@ -40,7 +39,7 @@ class Completion:
 
 
 class Generator:
-    """Decodes one prompt at a time: KV-cached when the model supports it, else re-running.
+    """Prompts in, completions out, through the engine.
 
     Under full attention the model sees at most ``max_seq_len`` tokens (longer contexts
     keep the last ones); sliding and chunked attention see their window or chunk.
@@ -49,14 +48,9 @@ class Generator:
     def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, max_seq_len: int) -> None:
         self.model, self.tokenizer, self.max_seq_len = model.eval(), tokenizer, max_seq_len
         self.eos_id = tokenizer.token_to_id(EOS_TOKEN)
-        self.device = next(model.parameters()).device
-        self.cached = "cache" in inspect.signature(model.forward).parameters and hasattr(
-            model, "new_cache"
-        )
-        # Local attention keeps a bounded cache, so it never has to crop the context.
-        self.bounded = bool(getattr(model, "bounded_context", False))
+        probe = Engine(model, tokenizer, max_seq_len)
+        self.cached, self.bounded = probe.cached, probe.bounded
 
-    @torch.no_grad()
     def generate(
         self,
         prompt: str,
@@ -69,60 +63,71 @@ class Generator:
         repetition_penalty: float = 1.0,
     ) -> Completion:
         """Continue ``prompt``; same seed and settings give the same text."""
-        ids = self.tokenizer.encode(prompt).ids
-        if not ids and self.eos_id is not None:
-            ids = [self.eos_id]  # an empty prompt starts a new document
-        rng = torch.Generator().manual_seed(seed)
-        new: list[int] = []
-        reason = "length"
-        cache = self.model.new_cache() if self.cached else None
-        for _ in range(max_new_tokens):
-            logits_V = self._next_logits(ids + new, cache)
-            logits_V = apply_repetition_penalty(logits_V, ids + new, repetition_penalty)
-            token = sample_next(logits_V, temperature, top_k, top_p, rng)
-            if token == self.eos_id:
-                reason = "eos"
-                break
-            new.append(token)
-            if stop:
-                text = self.tokenizer.decode(new)
-                cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-                if cut >= 0:
-                    return Completion(text[:cut], new, "stop")
-        return Completion(self.tokenizer.decode(new), new, reason)
+        p = SamplingParams(
+            max_tokens=max_new_tokens,
+            temperature=temperature,
+            top_k=top_k,
+            top_p=top_p,
+            repetition_penalty=repetition_penalty,
+            stop=tuple(stop or ()),
+            seed=seed,
+        )
+        ids = self._encode(prompt)
+        # One forward for the whole prompt, however long (a bounded cache takes it).
+        engine = Engine(
+            self.model,
+            self.tokenizer,
+            self.max_seq_len,
+            max_batch=1,
+            prefill_tokens=max(1024, len(ids)),
+            crop_context=True,
+        )
+        c = _run(engine, [ids], [p])[0]
+        # The whole text decoded at once, as one piece: invalid UTF-8 from a weak model
+        # decodes the same as a call to ``tokenizer.decode`` (the stream's pieces may not).
+        text = self.tokenizer.decode(c.token_ids)
+        if c.finish_reason == "stop":
+            cuts = [i for i in (text.find(s) for s in p.stop if s) if i >= 0]
+            text = text[: min(cuts, default=len(text))]
+        return Completion(text, c.token_ids, c.finish_reason)
 
     def generate_many(
         self, prompts: list[str], params: SamplingParams | list[SamplingParams], max_batch: int = 32
     ) -> list[Completion]:
         """Continue every prompt, decoded together with continuous batching (``Engine``).
 
-        Needs a model with a KV cache; under full attention a sequence stops at
-        ``max_seq_len`` (finish reason ``length``) instead of re-running a cropped context.
+        Under full attention a sequence stops at ``max_seq_len`` (finish reason ``length``)
+        instead of re-running a cropped context.
         """
         per = params if isinstance(params, list) else [params] * len(prompts)
         if len(per) != len(prompts):
             raise ValueError(f"params: {len(per)} settings for {len(prompts)} prompts")
         engine = Engine(self.model, self.tokenizer, self.max_seq_len, max_batch)
-        for i, (prompt, p) in enumerate(zip(prompts, per, strict=True)):
-            ids = self.tokenizer.encode(prompt).ids or [self.eos_id]
-            engine.submit(GenRequest(str(i), ids, p))
-        texts = [""] * len(prompts)
-        tokens: list[list[int]] = [[] for _ in prompts]
-        reasons = [""] * len(prompts)
-        while not engine.idle:
-            for d in engine.step():
-                i = int(d.request_id)
-                texts[i] += d.text
-                tokens[i] += d.token_ids
-                reasons[i] = d.finish_reason or reasons[i]
-        return [Completion(*c) for c in zip(texts, tokens, reasons, strict=True)]
+        return _run(engine, [self._encode(prompt) for prompt in prompts], per)
 
-    def _next_logits(self, ctx: list[int], cache: KVCache | None) -> torch.Tensor:
-        """Next-token logits ``(V,)``: feed the cache what it has not seen, or re-run."""
-        if cache is None or (not self.bounded and len(ctx) > self.max_seq_len):
-            # No cache, or full attention past max_seq_len: re-run the last max_seq_len
-            # tokens (the context only grows, so the stale cache is never used again).
-            out = self.model(torch.tensor([ctx[-self.max_seq_len :]], device=self.device))
-        else:
-            out = self.model(torch.tensor([ctx[cache.pos :]], device=self.device), cache=cache)
-        return out.logits_BTV[0, -1].float().cpu()
+    def _encode(self, prompt: str) -> list[int]:
+        """The prompt's ids; an empty prompt starts a new document (EOS)."""
+        ids = self.tokenizer.encode(prompt).ids
+        if not ids and self.eos_id is not None:
+            ids = [self.eos_id]
+        return ids
+
+
+def _run(
+    engine: Engine, prompts: list[list[int]], params: list[SamplingParams]
+) -> list[Completion]:
+    """Submit every prompt, step the engine until idle, join each request's Deltas."""
+    for i, (ids, p) in enumerate(zip(prompts, params, strict=True)):
+        engine.submit(GenRequest(str(i), ids, p))
+    texts = [""] * len(prompts)
+    tokens: list[list[int]] = [[] for _ in prompts]
+    reasons = [""] * len(prompts)
+    while not engine.idle:
+        for d in engine.step():
+            i = int(d.request_id)
+            if d.finish_reason == "error":
+                raise RuntimeError(f"prompt {i}: {d.error}")
+            texts[i] += d.text
+            tokens[i] += d.token_ids
+            reasons[i] = d.finish_reason or reasons[i]
+    return [Completion(*c) for c in zip(texts, tokens, reasons, strict=True)]

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer
 
-from superlab.common.ckpt import resolve_checkpoint
+from superlab.common.ckpt import latest_checkpoint, resolve_checkpoint
 from superlab.config.recipe import ServeConfig
 
 
@@ -25,9 +25,24 @@ class Served:
     name: str
 
 
+POST_STAGES = ("pref", "sft")  # newest post-training stage first
+
+
+def newest_checkpoint(run_or_ckpt: Path) -> Path:
+    """A run directory's (or its ``ckpt/``'s) newest post-trained checkpoint, pref before sft,
+    else its pre-training checkpoint; any other path as given."""
+    root = run_or_ckpt / "ckpt" if (run_or_ckpt / "ckpt").is_dir() else run_or_ckpt
+    for stage in POST_STAGES:
+        found = latest_checkpoint(root / stage)
+        if found is not None:
+            return found
+    return resolve_checkpoint(run_or_ckpt)
+
+
 def load_served(path: str | Path) -> Served:
-    """Load from a run dir / ``ckpt/`` / ``step-N`` (tokenizer from the run's ``tokenizer/``)
-    or from a Hugging Face Llama/Mixtral directory with ``config.json`` + ``tokenizer.json``."""
+    """Load from a run dir / ``ckpt/`` (its newest post-trained checkpoint, else pre-trained) /
+    ``step-N`` (tokenizer next to it, by its stage's checkpoints, or in the run's
+    ``tokenizer/``) or from a Hugging Face directory with ``config.json`` + ``tokenizer.json``."""
     p = Path(path)
     if (p / "config.json").is_file():
         from superlab.model.hf import import_hf
@@ -41,14 +56,16 @@ def load_served(path: str | Path) -> Served:
         )
     from superlab.model import load_model
 
-    ckpt = resolve_checkpoint(p)
+    ckpt = newest_checkpoint(p)
     above = (d / "tokenizer" / "tokenizer.json" for d in ckpt.parents)
-    candidates = [ckpt / "tokenizer.json", *above]
+    candidates = [ckpt / "tokenizer.json", ckpt.parent / "tokenizer.json", *above]
     tok_path = next((c for c in candidates if c.is_file()), None)
     if tok_path is None:
         raise FileNotFoundError(f"{ckpt}: no tokenizer.json here or in a tokenizer/ above it")
     model = load_model(ckpt)
     run_name = ckpt.parent.parent.name if ckpt.parent.name == "ckpt" else ckpt.name
+    if ckpt.parent.name in POST_STAGES and ckpt.parent.parent.name == "ckpt":
+        run_name = f"{ckpt.parent.parent.parent.name}-{ckpt.parent.name}"
     return Served(model.eval(), Tokenizer.from_file(str(tok_path)), model.cfg.max_seq_len, run_name)
 
 

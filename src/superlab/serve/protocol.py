@@ -23,6 +23,10 @@ from pydantic import (
     field_validator,
 )
 
+from superlab.data.chat import CHAT_TEMPLATE as CHAT_TEMPLATE  # app serves it
+from superlab.data.chat import END_OF_TURN
+from superlab.data.chat import render_chat as _render_chat
+
 
 class ApiError(Exception):
     """An error answered in OpenAI's shape with HTTP ``status``."""
@@ -203,16 +207,17 @@ class DetokenizeRequest(BaseModel):
     tokens: list[int]
 
 
-# The chat template, as Jinja for clients (``/tokenizer_info``; lm-eval renders it) and as
-# Python for the server; a test checks they agree.
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}\n"
-    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
-CHAT_STOPS = ("<|user|>", "<|system|>")
+# The chat template is the one of ``superlab.data.chat`` (the model is trained on it): Jinja
+# for clients (``/tokenizer_info``; lm-eval renders it), Python for the server. A reply
+# ends at the end-of-turn token, or where the model starts another turn.
+CHAT_STOPS = (END_OF_TURN, "<|user|>", "<|system|>", "<|tool|>")
 
 
 def render_chat(messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
-    """``CHAT_TEMPLATE`` applied to ``messages`` (role, content)."""
-    text = "".join(f"<|{m['role']}|>\n{m['content']}\n" for m in messages)
-    return text + ("<|assistant|>\n" if add_generation_prompt else "")
+    """``CHAT_TEMPLATE`` applied to ``messages`` (role, content); OpenAI's ``developer``
+    role is the template's ``system``."""
+    renamed = [
+        {"role": "system" if m["role"] == "developer" else m["role"], "content": m["content"]}
+        for m in messages
+    ]
+    return _render_chat(renamed, add_generation_prompt)

@@ -188,7 +188,7 @@ class Scheduler:
         pending_after = {r.id for r in self.engine.pending}
         with self._lock:
             self._waiting -= len(pending_before - pending_after)
-        self.metrics.gauges["vllm:num_requests_running"] = len(self.engine.running)
+        self.metrics.gauges["vllm:num_requests_running"] = self.engine.n_running
         self.metrics.gauges["vllm:num_requests_waiting"] = self._waiting
         for d in deltas:
             with self._lock:

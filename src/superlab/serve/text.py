@@ -3,6 +3,8 @@
 Text is released only when no later token can change it: a UTF-8 character split across
 tokens (its bytes decode to a trailing U+FFFD) and any tail that could still grow into a
 stop string are held back. A stop string ends the text just before it (OpenAI's ``stop``).
+A stop string that is a special token of the tokenizer (the chat format's ``<|end|>``) is
+matched by id: decoding skips special tokens, so its text never appears.
 
 Each token costs work independent of the text's length: only the new tokens are decoded,
 with the token before them as context (vLLM's incremental detokenization, its
@@ -18,6 +20,15 @@ from tokenizers import Tokenizer
 REPLACEMENT = "\ufffd"
 
 
+def special_ids(tokenizer: Tokenizer, names: tuple[str, ...]) -> set[int]:
+    """The ids of those ``names`` that are special tokens of ``tokenizer``."""
+    added = getattr(tokenizer, "get_added_tokens_decoder", None)  # a wrapper may lack it
+    if not names or added is None:
+        return set()
+    special = {t.content: i for i, t in added().items() if t.special}
+    return {special[s] for s in names if s in special}
+
+
 class TextStream:
     """One sequence's generated text, released piece by piece."""
 
@@ -25,6 +36,7 @@ class TextStream:
         self.tokenizer = tokenizer
         self.stop = tuple(s for s in stop if s)
         self.longest_stop = max((len(s) for s in self.stop), default=0)
+        self.stop_ids = special_ids(tokenizer, self.stop)
         self.ids: list[int] = []
         self.text = ""  # the text of ids[:read], whole characters only
         self.prefix = 0  # ids[prefix:read] are decoded again as context for the next ones
@@ -34,6 +46,9 @@ class TextStream:
 
     def push(self, token_id: int) -> str:
         """Add a token; return the text newly safe to release (sets ``stopped`` on a stop)."""
+        if token_id in self.stop_ids:  # the text so far is whole: release all of it
+            self.stopped = True
+            return self._release(self.tokenizer.decode(self.ids))
         self.ids.append(token_id)
         self._decode_new()
         full = self.text

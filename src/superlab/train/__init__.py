@@ -9,6 +9,7 @@ uninterrupted one. The ``train`` stage is ``superlab.train.stage.run``; under
 
 Modules: ``loader`` (windows, document ids, rank slices), ``schedule`` (cosine, WSD),
 ``trainer`` (the loop), ``parallel`` (DDP / FSDP2 / compile from outside),
+``expert_parallel`` (experts split over ranks, all-to-all dispatch),
 ``checkpoint``, ``metrics`` (JSONL, TensorBoard), ``moe_stats`` (per-step expert load),
 ``mfu``, ``launch`` (``superlab train``'s resume policy and worker ranks, no torch).
 See docs/train.md.

@@ -22,8 +22,12 @@ def append_row(path: Path, row: dict[str, Any]) -> None:
         f.write(json.dumps(row) + "\n")
 
 
-def truncate_after(path: Path, step: int) -> int:
-    """Drop rows with ``step`` > ``step`` (and torn lines); return how many were dropped."""
+def truncate_after(path: Path, step: int, stage: str = "train") -> int:
+    """Drop ``stage``'s rows with ``step`` > ``step`` (and torn lines); return how many.
+
+    Post-training rows carry ``"stage"`` (``sft``, ``pref``); rows without one are the
+    ``train`` stage's, so resuming one stage never touches another's rows.
+    """
     if not path.is_file():
         return 0
     kept, dropped = [], 0
@@ -33,7 +37,11 @@ def truncate_after(path: Path, step: int) -> int:
         except json.JSONDecodeError:  # a line torn by a crash mid-write
             dropped += 1
             continue
-        if isinstance(row, dict) and row.get("step", 0) > step:
+        if (
+            isinstance(row, dict)
+            and row.get("stage", "train") == stage
+            and row.get("step", 0) > step
+        ):
             dropped += 1
         else:
             kept.append(line)
@@ -60,6 +68,8 @@ def scalars(row: dict[str, Any]) -> dict[str, float]:
                         out[f"moe/layer{layer['layer']}/{k}"] = float(v)
         elif key != "step" and isinstance(value, int | float) and not isinstance(value, bool):
             out[key] = float(value)
+    if "stage" in row:  # a post-training stage's row: its own tags (sft/loss, pref/loss)
+        return {f"{row['stage']}/{k}": v for k, v in out.items()}
     return out
 
 

@@ -78,12 +78,14 @@ def parallelize(model: Transformer, strategy: str, world: World) -> nn.Module:
     """The module to call in training: ``model`` itself, DDP around it, or ``model`` sharded."""
     if world.size == 1:
         return model
+    experts = expert_weights(model)  # sharded by expert parallelism: reduced there
     if strategy == "fsdp":
         from torch.distributed.fsdp import fully_shard
 
+        ignored = set(experts.values()) or None
         for block in model.blocks:
-            fully_shard(block)
-        fully_shard(model)
+            fully_shard(block, ignored_params=ignored)
+        fully_shard(model, ignored_params=ignored)
         return model
     if strategy != "ddp":
         raise ValueError(f"train.distributed {strategy!r}: expected 'ddp' or 'fsdp'")
@@ -93,12 +95,24 @@ def parallelize(model: Transformer, strategy: str, world: World) -> nn.Module:
     # rank 0's at each forward (aux-free loads add up over micro-batches). torch 2.13
     # renamed the switch and deprecated the old name.
     ddp = nn.parallel.DistributedDataParallel
+    if experts:
+        ddp._set_params_and_buffers_to_ignore_for_model(model, list(experts))
     no_sync = (
         {"forward_sync_buffers": False}
         if "forward_sync_buffers" in inspect.signature(ddp).parameters
         else {"broadcast_buffers": False}
     )
     return ddp(model, device_ids=ids, **no_sync)
+
+
+def expert_weights(model: Transformer) -> dict[str, nn.Parameter]:
+    """The expert weights of MoE layers under expert parallelism (this rank's slices)."""
+    return {
+        f"blocks.{i}.mlp.{name}": getattr(block.mlp, name)
+        for i, block in enumerate(model.blocks)
+        if isinstance(block.mlp, MoE) and block.mlp.dispatch is not None
+        for name in ("w1_EFD", "w3_EFD", "w2_EDF")
+    }
 
 
 @contextmanager
@@ -145,8 +159,8 @@ def sync_router_buffers(model: Transformer, world: World, before_update: bool) -
     if world.size == 1:
         return
     for block in model.blocks:
-        if not isinstance(block.mlp, MoE):
-            continue
+        if not isinstance(block.mlp, MoE) or block.mlp.dispatch is not None:
+            continue  # under expert parallelism every rank routed the global batch
         routing = block.mlp.routing
         if before_update and hasattr(routing, "load_E"):
             dist.all_reduce(routing.load_E)

@@ -41,11 +41,12 @@ from superlab.model.counts import param_count
 from superlab.model.io import CONFIG
 from superlab.model.moe import MoE
 from superlab.model.transformer import Transformer
-from superlab.train import moe_stats, parallel
+from superlab.train import expert_parallel, moe_stats, parallel
 from superlab.train.checkpoint import load_checkpoint, remove_partial, save_checkpoint
-from superlab.train.loader import TokenLoader, read_index
+from superlab.train.loader import Mixture, MixtureLoader, TokenLoader, read_index
 from superlab.train.metrics import MetricsLog, truncate_after
 from superlab.train.mfu import mfu, peak_tflops, train_flops_per_token
+from superlab.train.objective import NextToken, PostStage, StepOut
 from superlab.train.schedule import lr_for
 
 
@@ -105,51 +106,52 @@ def build_optimizer(model: Transformer, tc: TrainConfig) -> torch.optim.AdamW:
 
 
 class Trainer:
-    """Trains ``recipe.model`` on ``run_dir``'s shards, resuming from its newest checkpoint."""
+    """Trains ``recipe.model`` on ``run_dir``'s shards, resuming from its newest checkpoint.
 
-    def __init__(self, recipe: Recipe, run_dir: RunDir, ctx: StageContext | None = None) -> None:
+    With ``post`` (a post-training stage, ``superlab.train.objective``) the same loop trains
+    that stage's ``Job`` instead: its loader, objective, settings and checkpoint directory.
+    """
+
+    def __init__(
+        self,
+        recipe: Recipe,
+        run_dir: RunDir,
+        ctx: StageContext | None = None,
+        post: PostStage | None = None,
+    ) -> None:
         self.recipe, self.run = recipe, run_dir
         self.ctx = ctx if ctx is not None else StageContext(recipe=recipe, run=run_dir)
         self.log = self.ctx.log
-        self.tc = tc = recipe.train
+        self.tc = tc = recipe.train if post is None else post.tc
         self.world = parallel.init_world(resolve_device(tc.device).type)
         self.device = resolve_device(tc.device, self.world)
         self.bf16 = resolve_bf16(tc.precision, self.device)
-        self.model_cfg = resolve_model_config(recipe, run_dir.shards)
+        job = None if post is None else post.build(self.world.rank, self.world.size, self.device)
+        self.stage = "train" if job is None else job.name
+        self.ckpt_dir = run_dir.ckpt if job is None else job.ckpt
+        self.objective = NextToken() if job is None else job.objective
+        self._tag = {} if job is None else {"stage": job.name}  # on its metrics rows
+        self.model_cfg = (
+            resolve_model_config(recipe, run_dir.shards) if job is None else job.model_cfg
+        )
         torch.manual_seed(tc.seed)
-        self.model = Transformer(self.model_cfg).to(self.device)
+        if job is not None and job.init is not None and latest_checkpoint(job.ckpt) is None:
+            self.model = job.init().to(self.device)  # post-training starts from a model
+        else:
+            self.model = Transformer(self.model_cfg).to(self.device)
         if tc.compile:
             parallel.compile_blocks(self.model)
+        self.experts = expert_parallel.setup(
+            self.model, self.model_cfg, tc.expert_parallel, self.world
+        )
         self.train_model = parallel.parallelize(self.model, tc.distributed, self.world)
         self.optimizer = build_optimizer(self.model, tc)
         rank, size = self.world.rank, self.world.size
-        try:
-            self.loader = TokenLoader(
-                run_dir.shards,
-                "train",
-                tc.batch_size,
-                tc.seq_len,
-                seed=tc.seed,
-                documents=tc.document_mask,
-                rank=rank,
-                world_size=size,
-            )
-        except ValueError as e:
-            raise StageError(str(e)) from None
-        self.heldout: TokenLoader | None = None
-        try:
-            self.heldout = TokenLoader(
-                run_dir.shards,
-                "heldout",
-                tc.batch_size,
-                tc.seq_len,
-                shuffle=False,
-                documents=tc.document_mask,
-                rank=rank,
-                world_size=size,
-            )
-        except ValueError as e:
-            self.log.warning("no held-out loss: %s", e)
+        if job is None:
+            self._shard_loaders(run_dir, tc, rank, size)
+        else:
+            self.loader: Any = job.loader
+            self.heldout: Any = job.heldout
         self.moe_layers = [
             i for i in range(self.model_cfg.n_layers) if self.model_cfg.is_moe_layer(i)
         ]
@@ -175,20 +177,66 @@ class Trainer:
         if self.world.main:
             self.metrics = MetricsLog(run_dir.metrics, tb_dir, self.step, self.log)
 
+    def _shard_loaders(self, run_dir: RunDir, tc: TrainConfig, rank: int, size: int) -> None:
+        """Pre-training's batches: the train windows (or mixture) and the held-out windows."""
+        try:
+            mixture = Mixture.from_config(self.recipe.data, tc)  # data.sources: by weight
+            self.loader = (
+                TokenLoader(
+                    run_dir.shards,
+                    "train",
+                    tc.batch_size,
+                    tc.seq_len,
+                    seed=tc.seed,
+                    documents=tc.document_mask,
+                    rank=rank,
+                    world_size=size,
+                )
+                if mixture is None
+                else MixtureLoader(
+                    run_dir.shards,
+                    mixture,
+                    tc.batch_size,
+                    tc.seq_len,
+                    seed=tc.seed,
+                    documents=tc.document_mask,
+                    rank=rank,
+                    world_size=size,
+                )
+            )
+        except ValueError as e:
+            raise StageError(str(e)) from None
+        self.heldout = None
+        try:
+            self.heldout = TokenLoader(
+                run_dir.shards,
+                "heldout",
+                tc.batch_size,
+                tc.seq_len,
+                shuffle=False,
+                documents=tc.document_mask,
+                rank=rank,
+                world_size=size,
+            )
+        except ValueError as e:
+            self.log.warning("no held-out loss: %s", e)
+
     # ------------------------------------------------------------------ resume / save
 
     def _resume(self) -> None:
         if self.world.main:
-            remove_partial(self.run.ckpt)
-        path = latest_checkpoint(self.run.ckpt)
+            remove_partial(self.ckpt_dir)
+        path = latest_checkpoint(self.ckpt_dir)
         if path is not None:
             saved_cfg = json.loads((path / CONFIG).read_text())
             if saved_cfg != self.model_cfg.model_dump(mode="json"):
                 raise StageError(
                     f"{path} was trained with a different model config than the recipe's; "
-                    f"restore the recipe's model section or remove {self.run.ckpt}"
+                    f"restore the recipe's model section or remove {self.ckpt_dir}"
                 )
             model_sd, optim_sd, state = load_checkpoint(path)
+            if self.experts is not None:
+                self.experts.shard_state(model_sd, optim_sd)
             parallel.load_full_state(self.model, self.optimizer, model_sd, optim_sd)
             self.step, self.tokens, self.elapsed = state["step"], state["tokens"], state["elapsed"]
             self.last_loss, self.last_heldout = state["loss"], state["heldout_loss"]
@@ -197,7 +245,7 @@ class Trainer:
             self._saved_step = self.step
             self.log.info("resumed from %s (step %d)", path, self.step)
         if self.world.main:
-            dropped = truncate_after(self.run.metrics, self.step)
+            dropped = truncate_after(self.run.metrics, self.step, self.stage)
             if dropped:
                 self.log.info("dropped %d metrics rows after step %d", dropped, self.step)
 
@@ -206,6 +254,8 @@ class Trainer:
         if self._saved_step == self.step:
             return
         model_sd, optim_sd = parallel.full_state(self.model, self.optimizer)
+        if self.experts is not None:
+            self.experts.consolidate(model_sd, optim_sd, self.optimizer)
         if self.world.main:
             extra = {
                 "loader": self.loader.state(),
@@ -218,7 +268,7 @@ class Trainer:
                 "world_size": self.world.size,
             }
             save_checkpoint(
-                self.run.ckpt,
+                self.ckpt_dir,
                 self.step,
                 model_sd,
                 self.model_cfg,
@@ -234,7 +284,7 @@ class Trainer:
         """Train until ``train.steps``; return the stage summary."""
         tc = self.tc
         try:
-            with self._signals(), self.ctx.progress("train", total=tc.steps) as bar:
+            with self._signals(), self.ctx.progress(self.stage, total=tc.steps) as bar:
                 bar.advance(self.step)
                 while self.step < tc.steps:
                     if self._should_stop():
@@ -272,15 +322,17 @@ class Trainer:
 
     def _bar_text(self) -> str:
         tok_s = self._last_tokens_per_s
-        return f"train loss {self.last_loss:.3f} · {tok_s:,.0f} tok/s"
+        return f"{self.stage} loss {self.last_loss:.3f} · {tok_s:,.0f} tok/s"
 
-    def _forward(self, batch: Any) -> Any:
-        """One forward pass of the training model under the configured autocast."""
-        x_BT, y_BT, doc_ids_BT = (
-            None if t is None else t.to(self.device, non_blocking=True) for t in batch
-        )
+    def _forward(self, batch: Any) -> StepOut:
+        """The objective on one batch with the training model (wrapped for DDP/FSDP)."""
+        return self._objective(self.train_model, batch)
+
+    def _objective(self, model: torch.nn.Module, batch: Any) -> StepOut:
+        """The objective on one batch (moved to the device) under the configured autocast."""
+        moved = [None if t is None else t.to(self.device, non_blocking=True) for t in batch]
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return self.train_model(x_BT, y_BT, doc_ids_BT=doc_ids_BT)
+            return self.objective.loss(model, type(batch)(*moved))
 
     def _train_step(self) -> None:
         tc, model = self.tc, self.model
@@ -292,22 +344,31 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)
         aux_sum = torch.zeros((), device=self.device)
         stats: list[list[dict[str, Any]]] = []
+        extra_sum: dict[str, torch.Tensor] = {}  # the objective's own metrics
+        local_tokens = 0
         for micro in range(tc.grad_accum):
             batch = self.loader.next_batch()
             with parallel.gradient_sync(self.train_model, micro == tc.grad_accum - 1):
                 out = self._forward(batch)
-                assert out.loss is not None
                 ((out.loss + out.aux_loss) / tc.grad_accum).backward()
             loss_sum += out.loss.detach()
             aux_sum += out.aux_loss.detach()
             stats.append(out.moe_stats)
-        norm = parallel.grad_norm_value(
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
-        )
+            local_tokens += out.tokens
+            for k, v in out.metrics.items():
+                extra_sum[k] = extra_sum.get(k, 0) + v.detach().float()
+        if self.experts is None:
+            clipped = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip or math.inf)
+        else:  # expert gradients are per-rank shards: reduce them, clip by the global norm
+            self.experts.sync_grads()
+            clipped = self.experts.clip_grad_norm(model, tc.grad_clip or math.inf)
+        norm = parallel.grad_norm_value(clipped)
         local = [loss_sum.item() / tc.grad_accum, aux_sum.item() / tc.grad_accum]
-        loss, aux, stop = parallel.all_mean(
-            [*local, float(self._stop_signal)], self.world, self.device
+        extra_local = [v.item() / tc.grad_accum for v in extra_sum.values()]
+        loss, aux, stop, *extra_mean = parallel.all_mean(
+            [*local, float(self._stop_signal), *extra_local], self.world, self.device
         )
+        extra = dict(zip(extra_sum, extra_mean, strict=True))
         self._stop_agreed = stop > 0
         finite = math.isfinite(loss) and math.isfinite(aux) and math.isfinite(norm)
         if finite:
@@ -331,7 +392,7 @@ class Trainer:
                     norm,
                     self.skipped,
                 )
-        step_tokens = tc.grad_accum * tc.batch_size * tc.seq_len
+        step_tokens = local_tokens * self.world.size  # ranks take equal shares of a batch
         dt = time.perf_counter() - t0
         self.step += 1
         self.tokens += step_tokens
@@ -339,7 +400,7 @@ class Trainer:
         self._window_tokens += step_tokens
         self._window_time += dt
         if not finite or self.step % tc.log_every == 0 or self.step in (1, tc.steps):
-            self._log_step(loss, aux, lr, norm, finite, stats)
+            self._log_step(loss, aux, lr, norm, finite, stats, extra)
         if self._bad_steps >= tc.max_bad_steps:
             first = self.step - self._bad_steps + 1
             raise NonFiniteLossError(
@@ -357,11 +418,13 @@ class Trainer:
         norm: float,
         finite: bool,
         stats: list[list[dict[str, Any]]],
+        extra: dict[str, float] | None = None,
     ) -> None:
         """One metrics row; every rank takes part (MoE counts are summed over ranks)."""
         tokens_per_s = self._window_tokens / max(self._window_time, 1e-9)
         self._last_tokens_per_s = tokens_per_s
         row: dict[str, Any] = {
+            **self._tag,
             "step": self.step,
             "loss": loss,
             "aux_loss": aux,
@@ -370,6 +433,7 @@ class Trainer:
             "tokens": self.tokens,
             "tokens_per_s": tokens_per_s,
             "elapsed": self.elapsed,
+            **(extra or {}),
         }
         if self.peak is not None:
             row["mfu"] = mfu(tokens_per_s, self.flops_per_token, self.peak, self.world.size)
@@ -377,7 +441,9 @@ class Trainer:
             row["skipped"] = True
         row["skipped_total"] = self.skipped
         if self.moe_layers:
-            merged = moe_stats.merge(parallel.all_gather(moe_stats.merge(stats), self.world))
+            merged = moe_stats.merge(stats)
+            if self.experts is None:  # under EP every rank routed the global batch already
+                merged = moe_stats.merge(parallel.all_gather(merged, self.world))
             row["moe"] = [{"layer": i, **s} for i, s in zip(self.moe_layers, merged, strict=True)]
         if self.metrics is not None:
             self.metrics.write(row)
@@ -392,13 +458,7 @@ class Trainer:
         self.heldout.reset()
         total = 0.0
         for _ in range(self.tc.eval_batches):
-            x_BT, y_BT, doc_ids_BT = (
-                None if t is None else t.to(self.device) for t in self.heldout.next_batch()
-            )
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                out = self.model(x_BT, y_BT, doc_ids_BT=doc_ids_BT)
-            assert out.loss is not None
-            total += out.loss.item()
+            total += self._objective(self.model, self.heldout.next_batch()).loss.item()
         self.model.train()
         (mean,) = parallel.all_mean([total / self.tc.eval_batches], self.world, self.device)
         return mean
@@ -406,7 +466,7 @@ class Trainer:
     def _eval_heldout(self) -> None:
         self.last_heldout = self.heldout_loss()
         if self.last_heldout is not None and self.metrics is not None:
-            self.metrics.write({"step": self.step, "heldout_loss": self.last_heldout})
+            self.metrics.write({**self._tag, "step": self.step, "heldout_loss": self.last_heldout})
 
     # ------------------------------------------------------------------ signals
 

@@ -112,3 +112,61 @@ def test_workers_caps_tasks_in_flight_on_a_joined_cluster(cluster) -> None:
     # The cluster has 2 CPUs, but workers=1: no task starts before the previous one ended.
     assert all(b[0] >= a[1] - 0.01 for a, b in itertools.pairwise(spans))
 
+
+@pytest.fixture(scope="module")
+def two_nodes(cluster):
+    """The cluster with a second node joined (`ray start --address`), its own temp dir."""
+    ray_bin = shutil.which("ray", path=os.path.dirname(sys.executable))
+    tmp = Path("/tmp") / f"superlab-ray2-{os.getpid()}"
+    node = subprocess.Popen(
+        [ray_bin, "start", f"--address={cluster}", "--block", "--num-cpus", "1",
+         "--node-ip-address=127.0.0.1", f"--temp-dir={tmp}", "--disable-usage-stats"],
+        env=_env(cluster), start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while _alive_nodes(cluster) < 2:
+            assert node.poll() is None, "ray start --address exited"
+            assert time.monotonic() < deadline, "the second node did not join in 90 s"
+            time.sleep(1)
+        yield cluster
+    finally:
+        os.killpg(node.pid, signal.SIGTERM)
+        try:
+            node.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+NODES = """
+import ray
+ray.init()
+print(sum(n["Alive"] for n in ray.nodes()))
+"""
+
+
+def _alive_nodes(address: str) -> int:
+    done = subprocess.run(
+        [sys.executable, "-c", NODES], env=_env(address), capture_output=True, text=True
+    )
+    return int(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else 0
+
+
+def test_sharded_dedup_on_two_nodes_matches_local(two_nodes, tmp_path: Path) -> None:
+    inputs = make_inputs(tmp_path / "src", files=3, per_file=5)
+    sharded = {"sharded_above_docs": 0, "bucket_shards": 3}
+    joined, alone = tmp_path / "joined", tmp_path / "local"
+    for run_dir, rec in (
+        # 3 tasks in flight on 2 + 1 CPUs: both nodes take work.
+        (joined, recipe(inputs, executor="ray", workers=3, dedup=sharded)),
+        (alone, recipe(inputs, executor="local", workers=1)),  # the single-process path
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", STAGE, json.dumps(rec), str(run_dir)],
+            env=_env(two_nodes), capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert outputs(joined) == outputs(alone)

@@ -11,7 +11,12 @@ from superlab.config import Recipe
 
 from ..helpers import english, write_jsonl
 
-OUTPUTS = ("data/clean.jsonl", "data/rejects.jsonl", "tokenizer/tokenizer.json")
+OUTPUTS = (
+    "data/clean.jsonl",
+    "data/rejects.jsonl",
+    "data/duplicates.parquet",
+    "tokenizer/tokenizer.json",
+)
 
 # The data stage in a process of its own: ``python -c STAGE RECIPE_JSON RUN_DIR``.
 STAGE = """

@@ -41,9 +41,22 @@ def test_two_workers_match_one(inputs: list[Path], reference: dict, tmp_path: Pa
     assert outputs(tmp_path / "run") == reference
 
 
+# Near dedup as sharded tasks (forced on this small corpus: the threshold is 0 documents).
+SHARDED = {"sharded_above_docs": 0, "bucket_shards": 3}
+
+
+def test_sharded_dedup_matches_single_process(
+    inputs: list[Path], reference: dict, tmp_path: Path
+) -> None:
+    run(context(tmp_path / "run", recipe(inputs, workers=1, dedup=SHARDED)))
+    assert outputs(tmp_path / "run") == reference
+    assert not (tmp_path / "run" / "data" / "work" / "minhash" / "lsh").exists()
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="ray not installed (superlab[ray])"
 )
 def test_ray_matches_local(inputs: list[Path], reference: dict, tmp_path: Path) -> None:
-    run(context(tmp_path / "run", recipe(inputs, executor="ray", workers=2)))
+    # Sharded near dedup too: its tasks run on Ray like the per-shard cleaning.
+    run(context(tmp_path / "run", recipe(inputs, executor="ray", workers=2, dedup=SHARDED)))
     assert outputs(tmp_path / "run") == reference

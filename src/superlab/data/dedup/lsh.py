@@ -51,7 +51,11 @@ def run_edges(key_N: np.ndarray, idx_N: np.ndarray, with_prev: bool) -> np.ndarr
     is also linked to its predecessor, so verification sees a chain even when the first is an
     outlier.
     """
-    same = key_N[1:] == key_N[:-1]
+    return same_run_edges(key_N[1:] == key_N[:-1], idx_N, with_prev)
+
+
+def same_run_edges(same: np.ndarray, idx_N: np.ndarray, with_prev: bool) -> np.ndarray:
+    """``run_edges`` given ``same`` (N - 1,): whether each row continues the previous row's run."""
     member = np.flatnonzero(same) + 1
     if not len(member):
         return np.empty((0, 2), dtype=np.int64)
@@ -127,7 +131,7 @@ def _band_edges(band_dir: Path, b: int, n_shards: int, with_prev: bool) -> np.nd
     return run_edges(key_idx[order, 0], key_idx[order, 1].astype(np.int64), with_prev)
 
 
-class _ShingleCache:
+class ShingleCache:
     """Shingle sets of the documents verification needs, fetched in one batch."""
 
     def __init__(self, hasher: MinHasher, texts: TextsFn, idx: np.ndarray) -> None:
@@ -163,7 +167,7 @@ def near_duplicates(
     candidates, rejected = len(edge_E2), 0
     cache = None
     if cfg.verify and candidates:
-        cache = _ShingleCache(MinHasher(cfg), texts, edge_E2.ravel())
+        cache = ShingleCache(MinHasher(cfg), texts, edge_E2.ravel())
         ok = cache.jaccard(edge_E2[:, 0], edge_E2[:, 1]) >= cfg.verify_threshold
         rejected = int((~ok).sum())
         edge_E2 = edge_E2[ok]

@@ -14,6 +14,7 @@ from superlab.data.executors import OnDone
 T = TypeVar("T")
 R = TypeVar("R")
 
+
 class LocalExecutor:
     """A process pool of ``workers`` processes (0 = all cores).
 

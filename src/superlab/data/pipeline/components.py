@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,8 @@ def near_duplicates(
     Signatures per shard in parallel (``executor().map``; a shard's ``.sig.npy`` is its
     marker, so a resumed run reuses them), then the global LSH clustering, bounded in
     memory and deterministic: each cluster keeps its first document in corpus order.
+    Above ``dedup.sharded_above_docs`` documents the clustering runs as sharded tasks on
+    the executor too (``dedup.sharded``), with the same result.
     ``audit`` (``duplicates.parquet``) lists every clustered document but the survivor,
     with its cluster and survivor: exact copies too, since they fall in the same cluster
     (``rejects.jsonl`` says which step removed each).
@@ -58,7 +61,15 @@ def near_duplicates(
     if todo:
         executor().map(minhash_shard, todo)
     offsets = np.cumsum([0, *map(len, ids)])
-    result = cluster(sigs, out, cfg.dedup.minhash, texts=lambda idx: _texts(docs, offsets, idx))
+    texts = ShardTexts([str(d) for d in docs], offsets.tolist())
+    if int(offsets[-1]) > cfg.dedup.sharded_above_docs:
+        from superlab.data.dedup.sharded import sharded_near_duplicates
+
+        result, _ = sharded_near_duplicates(
+            sigs, out, cfg.dedup.minhash, executor().map, cfg.dedup.bucket_shards, texts
+        )
+    else:
+        result = cluster(sigs, out, cfg.dedup.minhash, texts=texts)
     from superlab.data.dedup.lsh_sink import write_duplicates_parquet
 
     write_duplicates_parquet(result, sigs, audit)
@@ -83,13 +94,19 @@ def minhash_shard(task: tuple[str, str, dict[str, Any]]) -> int:
     return write_signatures(read_documents(docs), Path(sig), MinHasher(MinHashConfig(**cfg)))
 
 
-def _texts(docs: list[Path], offsets: np.ndarray, idx: np.ndarray) -> list[str]:
-    """The texts of the sorted global indices ``idx`` (MinHash verification), in order."""
-    out = []
-    for k, path in enumerate(docs):
-        lo, hi = np.searchsorted(idx, [offsets[k], offsets[k + 1]])
-        local = set((idx[lo:hi] - offsets[k]).tolist())
-        if local:
-            with open(path, encoding="utf-8") as f:
-                out += [json.loads(line)["text"] for i, line in enumerate(f) if i in local]
-    return out
+@dataclass(frozen=True)
+class ShardTexts:
+    """The texts of sorted global indices (MinHash verification), in order; picklable."""
+
+    docs: list[str]  # the filtered shards' JSONL files, in corpus order
+    offsets: list[int]  # (shards + 1,) first global index of each shard, then N
+
+    def __call__(self, idx: np.ndarray) -> list[str]:
+        out = []
+        for k, path in enumerate(self.docs):
+            lo, hi = np.searchsorted(idx, [self.offsets[k], self.offsets[k + 1]])
+            local = set((idx[lo:hi] - self.offsets[k]).tolist())
+            if local:
+                with open(path, encoding="utf-8") as f:
+                    out += [json.loads(line)["text"] for i, line in enumerate(f) if i in local]
+        return out

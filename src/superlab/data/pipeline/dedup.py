@@ -17,7 +17,7 @@ from typing import Any
 
 from superlab.data.dedup.exact import ExactDedup
 from superlab.data.document import Document
-from superlab.data.pipeline.shards import ShardFiles
+from superlab.data.pipeline.shards import MIX_SOURCE, ShardFiles
 from superlab.data.pipeline.steps import StepStats, reject_record
 from superlab.data.split import HeldoutGuard
 from superlab.data.writers import JsonlWriter
@@ -69,7 +69,8 @@ def merge(
                             reason = "dedup:exact" if step == EXACT else "dedup:near"
                             stats[step].removed[reason] += 1
                             doc = Document.from_json(json.loads(line))
-                            rej.write(reject_record(step, reason, doc, dup_of=kept))
+                            named = {k: doc.metadata[k] for k in [MIX_SOURCE] if k in doc.metadata}
+                            rej.write(reject_record(step, reason, doc, dup_of=kept, **named))
                             break
                         stats[step].docs_out += 1
                         stats[step].bytes_out += sizes[pos]

@@ -22,6 +22,8 @@ class Work:
 
     def __init__(self, ctx: StageContext, inputs: list[str]) -> None:
         self.ctx, self.inputs = ctx, inputs
+        # With data.sources: the source each input belongs to (inputs grouped in source order).
+        self.sources: list[str | None] = [None] * len(inputs)
         self.shards = [shard_files(ctx.run.data_work, k) for k in range(len(inputs))]
         self._executor: Executor | None = None
 
@@ -48,7 +50,7 @@ def clean_all(work: Work, done: dict[str, Any]) -> dict[str, Any]:
         if is_complete(files):
             by_shard[k] = json.loads(files.marker.read_text(encoding="utf-8"))
         else:
-            tasks.append(ShardTask(k, name, config, str(ctx.run.data_work)))
+            tasks.append(ShardTask(k, name, config, str(ctx.run.data_work), work.sources[k]))
     if by_shard:
         ctx.log.info(
             "data: clean: %d of %d shards complete before", len(by_shard), len(work.shards)
@@ -79,7 +81,10 @@ def summed(shards: list[dict[str, Any]], reused: int) -> dict[str, Any]:
         "shards": len(shards),
         "shards_reused": reused,
         "docs_in": steps["read"].docs_in,
-        "docs_out": list(steps.values())[-1].docs_out,
+        # each shard's last step (a mixture's sources may run different steps)
+        "docs_out": sum(
+            StepStats.from_json(list(sh["steps"].values())[-1]).docs_out for sh in shards
+        ),
         "removed": dict(sorted(removed.items(), key=lambda kv: (-kv[1], kv[0]))),
         **{c: dict(sorted(n.items(), key=lambda kv: (-kv[1], kv[0]))) for c, n in counters.items()},
         "steps": {name: s.to_json() for name, s in steps.items()},

@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,14 +21,18 @@ from superlab.common import atomic_write_json
 from superlab.config.recipe import DataConfig
 from superlab.data import readers
 from superlab.data.dedup.exact import exact_key
+from superlab.data.document import Document
 from superlab.data.filters import build_filters
 from superlab.data.pipeline import components
-from superlab.data.pipeline.steps import FilterStep, StepStats, read_batches
+from superlab.data.pipeline.components import Record
+from superlab.data.pipeline.steps import FilterStep, Reject, StepStats, read_batches
 from superlab.data.writers import JsonlWriter
 
 # Test-only: seconds to sleep between writing a shard's outputs and its marker, so a test
 # can kill a run at the worst moment (outputs written, shard not yet complete).
 DELAY_ENV = "SUPERLAB_TEST_SHARD_DELAY"
+# The metadata key (and rejects.jsonl field) naming a document's mixture source.
+MIX_SOURCE = "mix_source"
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class ShardTask:
     name: str
     config: dict[str, Any]
     work: str
+    source: str | None = None  # a mixture's source (``data.sources``) the input belongs to
 
 
 class ShardFiles(NamedTuple):
@@ -72,6 +78,21 @@ def is_complete(files: ShardFiles) -> bool:
     return all(p.exists() for p in files)
 
 
+def tag_source(records: Iterator[Record], source: str) -> Iterator[Record]:
+    """Documents of a mixture's source: id ``<source>/<id>`` (unique across sources) and
+    ``metadata[MIX_SOURCE]``; bad records pass through."""
+    for rec in records:
+        if isinstance(rec, Document):
+            rec.id = f"{source}/{rec.id}"
+            rec.metadata[MIX_SOURCE] = source
+        yield rec
+
+
+def named_rejects(reject: Reject, source: str) -> Reject:
+    """``reject`` with each record naming the mixture source it came from."""
+    return lambda rec: reject({**rec, MIX_SOURCE: source})
+
+
 def clean_shard(task: ShardTask) -> dict[str, Any]:
     """Read, filter and key one input shard; write its files, marker last; return its stats."""
     cfg = DataConfig.model_validate(task.config)
@@ -79,7 +100,11 @@ def clean_shard(task: ShardTask) -> dict[str, Any]:
     for p in files:
         discard(p)
     read = StepStats()
-    steps = [FilterStep(f) for f in build_filters(cfg.filters, cfg.language, cfg.pii)]
+    source, filters, language = cfg.source, cfg.filters, cfg.language
+    if task.source is not None:  # one source of a mixture: its own reader and thresholds
+        source = cfg.source_named(task.source)
+        filters, language = cfg.filters_for(task.source)
+    steps = [FilterStep(f) for f in build_filters(filters, language, cfg.pii)]
     keys: dict[str, list[Any]] = {"ids": [], "bytes": [], "exact": []}
     skipped: Counter[str] = Counter()
     with JsonlWriter(files.docs) as out, JsonlWriter(files.rejects) as rejects:
@@ -91,10 +116,14 @@ def clean_shard(task: ShardTask) -> dict[str, Any]:
                 rejects.write(rec)
             pending.clear()
 
-        records = readers.read_input(task.name, cfg.source, skipped)
-        for batch in read_batches(records, pending.append, read):
+        records = readers.read_input(task.name, source, skipped)
+        reject = pending.append
+        if task.source is not None:
+            records = tag_source(records, task.source)
+            reject = named_rejects(pending.append, task.source)
+        for batch in read_batches(records, reject, read):
             for step in steps:
-                batch = step(batch, pending.append)
+                batch = step(batch, reject)
             flush_rejects()
             for doc in batch:
                 out.write(doc.to_json())
@@ -110,6 +139,7 @@ def clean_shard(task: ShardTask) -> dict[str, Any]:
     counters["skipped"] = skipped
     stats = {
         "input": task.name,
+        **({} if task.source is None else {"source": task.source}),
         "steps": {"read": read.to_json(), **{s.name: s.stats.to_json() for s in steps}},
         **{c: dict(n) for c, n in counters.items()},
     }

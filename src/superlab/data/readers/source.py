@@ -32,6 +32,18 @@ def list_inputs(cfg: SourceConfig) -> list[str]:
         return [f"{WIKI_DEMO}:{i}/{WIKI_DEMO_SHARDS}" for i in range(WIKI_DEMO_SHARDS)]
     if cfg.kind in ("jsonl", "parquet", "warc"):
         return [str(p) for p in expand_paths(cfg.paths)]
+    if cfg.kind in ("python_code", "python_docs"):
+        from superlab.data.readers.python_code import virtual_inputs
+
+        return virtual_inputs(cfg.kind)
+    if cfg.kind == "wiki_summaries":
+        from superlab.data.corpus.wiki_summaries import summary_inputs
+
+        return summary_inputs(cfg)
+    if cfg.kind == "sharegpt":
+        from superlab.data.readers.sharegpt import sharegpt_inputs
+
+        return sharegpt_inputs(cfg)
     raise DataError(f"unknown source kind {cfg.kind!r}")
 
 
@@ -45,6 +57,22 @@ def read_input(
     """
     if cfg.kind == WIKI_DEMO:
         return _wiki_demo_shard(name, cfg)
+    if cfg.kind == "python_code":
+        from superlab.data.readers.python_code import read_python_code
+
+        return read_python_code(name, cfg)
+    if cfg.kind == "python_docs":
+        from superlab.data.readers.python_docs import read_python_docs
+
+        return read_python_docs(name, cfg)
+    if cfg.kind == "wiki_summaries":
+        from superlab.data.corpus.wiki_summaries import read_wiki_summaries
+
+        return read_wiki_summaries(name, cfg)
+    if cfg.kind == "sharegpt":
+        from superlab.data.readers.sharegpt import read_sharegpt
+
+        return read_sharegpt(name, cfg)
     path = Path(name)
     if cfg.kind == "jsonl":
         return read_jsonl_file(path, cfg.text_field, cfg.id_field, cfg.max_doc_bytes)

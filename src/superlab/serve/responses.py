@@ -1,12 +1,13 @@
-"""Generation for the routes: one ``Run`` per choice, and OpenAI's response and SSE shapes.
+"""OpenAI's response shapes: JSON bodies, SSE chunks, usage and log-probabilities.
 
-A ``Run`` reads its request's Deltas from the scheduler and checks each piece of output
-with the policy (in a worker thread, with the whole conversation) before releasing it: a
-refused piece ends the choice with ``finish_reason: content_filter``. A request with
-``n`` > 1 runs its choices together; a stream interleaves their chunks by ``index``.
-Every failure after the response started (a failed row, a dead engine, a drain past its
-deadline, a timeout) ends a stream with one final ``{"error": ...}`` event and
-``[DONE]``.
+One stream driver (``_stream``) turns the choices of a request into chunks of one object
+kind; ``completion_events`` and ``chat_events`` only say what one choice's chunks look
+like (completions: text; chat: a role chunk, then content deltas). A request with ``n`` >
+1 streams its choices together, interleaved by ``index``. Every failure after the response
+started (a failed row, a dead engine, a drain past its deadline, a timeout) ends a stream
+with one final ``{"error": ...}`` event and ``[DONE]``.
+
+The runs themselves (engine Deltas, the output check) are ``superlab.serve.handling``'s.
 """
 
 from __future__ import annotations
@@ -14,132 +15,23 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 from tokenizers import Tokenizer
 
-from superlab.serve.admission import Conversation, Ctx, Reservation, off_loop, refusal
-from superlab.serve.auth import ApiKey
-from superlab.serve.engine import Delta, GenRequest, TokenLogprob
+from superlab.serve.admission import Reservation
+from superlab.serve.engine import TokenLogprob
 from superlab.serve.protocol import ApiError
-from superlab.serve.sampling import SamplingParams
-from superlab.serve.scheduler import QueueFull, Unavailable
+
+if TYPE_CHECKING:
+    from superlab.serve.handling import Run
 
 T = TypeVar("T")
 Event = dict[str, Any] | str
-
-
-class Run:
-    """One choice: the engine's Deltas, the output check before release, the metrics."""
-
-    def __init__(
-        self,
-        ctx: Ctx,
-        key: ApiKey,
-        conversation: Conversation,
-        ids: list[int],
-        p: SamplingParams,
-        res: Reservation,
-    ) -> None:
-        self.ctx, self.key, self.conversation, self.ids, self.p = ctx, key, conversation, ids, p
-        self.res = res
-        self.id = uuid.uuid4().hex
-        self.released = ""
-        self.tokens: list[int] = []
-        self.logprobs: list[TokenLogprob] = []
-        self.finish: str | None = None
-        self.n_gen = 0
-        self.start = time.perf_counter()
-        self.first: float | None = None
-
-    async def pieces(self) -> AsyncIterator[tuple[str, list[TokenLogprob]]]:
-        """Released text pieces (each checked), until the sequence finishes or is cut."""
-        ctx = self.ctx
-        try:
-            async with asyncio.timeout(ctx.cfg.request_timeout_s):
-                deltas = ctx.scheduler.stream(GenRequest(self.id, self.ids, self.p))
-                try:
-                    async for d in deltas:
-                        piece = await self._take(d)
-                        if piece is None:  # cut by the policy
-                            break
-                        if piece or d.logprobs:
-                            yield piece, d.logprobs
-                        if d.finish_reason is not None:
-                            break
-                finally:
-                    await deltas.aclose()
-        except QueueFull as e:
-            ctx.metrics.inc("superlab:rejected_requests_total", reason="queue_full")
-            raise ApiError(429, f"the server is busy: {e}", None, "queue_full") from None
-        except Unavailable as e:
-            raise ApiError(503, e.message, None, e.code) from None
-        except TimeoutError:
-            ctx.metrics.inc("superlab:rejected_requests_total", reason="timeout")
-            raise ApiError(
-                408, f"the request ran past {ctx.cfg.request_timeout_s} s", None, "timeout"
-            ) from None
-        finally:
-            self.res.used += len(self.ids) + self.n_gen
-        self._done()
-
-    async def _take(self, d: Delta) -> str | None:
-        now = time.perf_counter()
-        if d.token_ids and self.first is None:
-            self.first = now
-            self.ctx.metrics.observe("vllm:time_to_first_token_seconds", now - self.start)
-        self.n_gen = d.completion_tokens
-        if d.finish_reason == "error":
-            self.ctx.metrics.inc("vllm:request_success_total", finished_reason="error")
-            raise ApiError(500, d.error or "generation failed", None, "generation_failed")
-        self.tokens += d.token_ids
-        piece = d.text
-        if piece:
-            text = self.released + piece
-            verdict = await off_loop(self.ctx, self.ctx.policy.check, text, self.conversation)
-            if verdict.refused:
-                refusal(self.ctx, "output", verdict, self.key, text)
-                self.finish = "content_filter"
-                return None
-        self.released += piece
-        self.logprobs += d.logprobs
-        if d.finish_reason is not None:
-            self.finish = {"eos": "stop", "abort": "abort"}.get(d.finish_reason, d.finish_reason)
-        return piece
-
-    def _done(self) -> None:
-        m, end = self.ctx.metrics, time.perf_counter()
-        m.observe("vllm:e2e_request_latency_seconds", end - self.start)
-        if self.first is not None and self.n_gen > 1:
-            m.observe("vllm:time_per_output_token_seconds", (end - self.first) / (self.n_gen - 1))
-        m.inc("vllm:prompt_tokens_total", len(self.ids))
-        m.inc("vllm:generation_tokens_total", self.n_gen)
-        m.inc("vllm:request_success_total", finished_reason=self.finish or "length")
-
-    async def drain(self) -> None:
-        """Run to the end without a consumer (non-streamed responses)."""
-        if self.p.max_tokens > 0:
-            async with aclosing(self.pieces()) as pieces:
-                async for _ in pieces:
-                    pass
-        else:
-            self.finish = "length"
-            self.res.used += len(self.ids)
-
-
-async def all_of(jobs: list[Callable[[], Awaitable[T]]]) -> list[T]:
-    """Run ``jobs`` together; the first ApiError cancels the rest and is raised as itself."""
-    try:
-        async with asyncio.TaskGroup() as tg:
-            tasks = [tg.create_task(job()) for job in jobs]
-    except BaseExceptionGroup as eg:
-        raise eg.exceptions[0] from None
-    return [t.result() for t in tasks]
 
 
 async def merge(gens: list[AsyncIterator[T]]) -> AsyncIterator[T]:
@@ -249,29 +141,14 @@ def chat_logprobs(tokenizer: Tokenizer, lps: list[TokenLogprob]) -> dict[str, An
 # --------------------------------------------------------------------- completions
 
 
-async def complete_choice(
-    run: Run, index: int, text: str, echo: bool, logprobs: int | None
+def completion_choice(
+    run: Run, index: int, text: str, echo: bool, logprobs: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """One non-streamed completions choice, with echo and logprobs as asked."""
-    ctx = run.ctx
-    await run.drain()
-    logprobs_obj = None
-    if logprobs is not None:
-        gen_ids, gen_lps = run.tokens[: len(run.logprobs)], list(run.logprobs)
-        if echo:
-            try:
-                prompt_lps = await ctx.scheduler.score(run.ids, logprobs)
-            except Unavailable as e:
-                raise ApiError(503, e.message, None, e.code) from None
-            logprobs_obj = completion_logprobs(
-                ctx.tokenizer, [*prompt_lps, *gen_lps], run.ids + gen_ids
-            )
-        else:
-            logprobs_obj = completion_logprobs(ctx.tokenizer, list(gen_lps), gen_ids)
+    """One non-streamed completions choice (``text`` is the prompt, shown with ``echo``)."""
     return {
         "index": index,
         "text": (text if echo else "") + run.released,
-        "logprobs": logprobs_obj,
+        "logprobs": logprobs,
         "finish_reason": run.finish or "length",
     }
 

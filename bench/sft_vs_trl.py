@@ -1,0 +1,184 @@
+"""SFT: superlab's sft stage against TRL's ``SFTTrainer``, same model, rows, batch, steps.
+
+As ``dpo_vs_trl.py``: one tiny random Llama-shaped model exported to a Hugging Face folder
+(``trl_common.hf_folder``), superlab starting from the folder and TRL loading it. Rows are
+conversational prompt/completion (a user question, the assistant's answer); the loss is
+on the completion's assistant tokens only (TRL's completion-only loss; superlab's targets
+for prompt/completion rows), the mean over the batch's target tokens. fp32 on CPU, the
+same order (no shuffling), no packing on either side (packing moves RoPE positions, so
+losses would differ by design), batch 8, constant lr 1e-3, AdamW (0.9, 0.999), no weight
+decay, clipping at 1.0, 20 steps (``--quick``: 10).
+
+- ``RESULT sft_loss_max_abs_diff_vs_trl``: the largest |ours - TRL| per-step loss,
+  target <= 1e-4.
+- ``RESULT sft_speedup_vs_trl``: tokens/s (real, non-pad tokens of every batch, the same
+  count on both sides), ours over TRL's, target >= 1.5. Both time their training loop:
+  ours ``Trainer.train()`` (its final checkpoint write included), TRL's
+  ``trainer.train()``; tokenizing and model loading happen before on both sides.
+
+    .venv/bin/python bench/sft_vs_trl.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from trl_common import arithmetic_texts, hf_folder, result, timed
+
+from superlab.common import RunDir, StageContext
+from superlab.common.deps import require
+from superlab.config.recipe import Recipe
+from superlab.post.sft import SFTStage
+from superlab.train.metrics import read_rows
+from superlab.train.trainer import Trainer
+
+BATCH, LR = 8, 1e-3
+
+
+class InOrder:
+    """A post stage whose examples are visited in file order (TRL's sampler, made sequential)."""
+
+    def __init__(self, stage: SFTStage) -> None:
+        self.stage, self.name, self.tc = stage, stage.name, stage.tc
+
+    def build(self, rank: int, world_size: int, device: torch.device):
+        job = self.stage.build(rank, world_size, device)
+        job.loader.order.shuffle = False
+        return job
+
+
+def rows_file(path: Path, n: int) -> list[dict]:
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": q}],
+            "completion": [{"role": "assistant", "content": right}],
+        }
+        for q, right, _ in arithmetic_texts(n, seed=2)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def ours(root: Path, hf: Path, data: Path, steps: int) -> tuple[list[float], int, float]:
+    recipe = Recipe.model_validate(
+        {
+            "name": "sft-bench",
+            "model": {"max_seq_len": 64},
+            "train": {"seq_len": 64},
+            "sft": {
+                "init": str(hf),
+                "data": [str(data)],
+                "heldout_every": 0,
+                "packing": False,
+                "train": {
+                    "steps": steps,
+                    "batch_size": BATCH,
+                    "seq_len": 64,
+                    "lr": LR,
+                    "warmup_steps": 0,
+                    "min_lr_ratio": 1.0,
+                    "weight_decay": 0.0,
+                    "beta2": 0.999,
+                    "grad_clip": 1.0,
+                    "precision": "fp32",
+                    "device": "cpu",
+                    "log_every": 1,
+                    "ckpt_every": 10_000,
+                    "tensorboard": False,
+                },
+            },
+        }
+    )
+    run = RunDir(root / "ours")
+    ctx = StageContext(recipe=recipe, run=run, log=logging.getLogger("bench"))
+    # Building the stage (reading and tokenizing rows, loading the model) is left out, as
+    # TRL's constructor (its tokenization) is: both sides time their training loop.
+    trainer = Trainer(recipe, run, ctx, post=InOrder(SFTStage(recipe, run, ctx.log)))
+    summary, seconds = timed(trainer.train)
+    losses = [r["loss"] for r in read_rows(run.metrics) if "loss" in r]
+    return losses, summary["tokens"], seconds
+
+
+def trl(hf: Path, rows: list[dict], steps: int) -> tuple[list[float], float]:
+    require("trl", "bench/sft_vs_trl.py", extra="bench")
+    from datasets import Dataset
+    from torch.utils.data import SequentialSampler
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    losses: list[float] = []
+
+    class Recorded(SFTTrainer):
+        def _get_train_sampler(self, train_dataset=None):
+            return SequentialSampler(train_dataset or self.train_dataset)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if model.training:
+                losses.append(float((out[0] if return_outputs else out).detach()))
+            return out
+
+    model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(hf)
+    args = SFTConfig(
+        output_dir=str(hf.parent / "trl"),
+        per_device_train_batch_size=BATCH,
+        max_steps=steps,
+        learning_rate=LR,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        adam_beta1=0.9,
+        adam_beta2=0.999,
+        max_grad_norm=1.0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        seed=0,
+        packing=False,
+        dataloader_num_workers=0,
+    )
+    trainer = Recorded(
+        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok
+    )
+    _, seconds = timed(trainer.train)
+    return losses, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 steps instead of 20")
+    steps = 10 if parser.parse_args().quick else 20
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        hf = hf_folder(root)
+        data = root / "rows.jsonl"
+        rows = rows_file(data, BATCH * steps)
+        our_losses, tokens, our_s = ours(root, hf, data, steps)
+        trl_losses, trl_s = trl(hf, rows, steps)
+    diffs = [abs(a - b) for a, b in zip(our_losses, trl_losses, strict=True)]
+    print(f"{'step':>4} {'superlab':>10} {'trl':>10}")
+    for i, (a, b) in enumerate(zip(our_losses, trl_losses, strict=True), start=1):
+        print(f"{i:>4} {a:10.6f} {b:10.6f}")
+    print(
+        f"tokens {tokens}: superlab {our_s:.2f} s ({tokens / our_s:,.0f} tok/s), "
+        f"trl {trl_s:.2f} s ({tokens / trl_s:,.0f} tok/s)"
+    )
+    result("sft_loss_max_abs_diff_vs_trl", max(diffs), "<=", 1e-4)
+    result("sft_speedup_vs_trl", (tokens / our_s) / (tokens / trl_s), ">=", 1.5)
+
+
+if __name__ == "__main__":
+    main()

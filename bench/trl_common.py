@@ -1,0 +1,69 @@
+"""Shared by ``dpo_vs_trl.py`` and ``sft_vs_trl.py``: one tiny model in both worlds.
+
+A byte-level BPE tokenizer (with the chat tokens) trained on arithmetic text, a random
+Llama-shaped superlab model exported to a Hugging Face folder with ``superlab export``'s
+code (``data.chat.export.export_run``: weights, tokenizer, chat template), so TRL loads
+exactly what superlab imports from the same folder (``post.start``, init = the folder).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from superlab.common import RunDir, atomic_write_json
+from superlab.config.recipe import ModelConfig, TokenizerConfig
+from superlab.data.chat.export import export_run
+from superlab.data.tokenizer import train_tokenizer
+from superlab.model.io import save_model
+from superlab.model.transformer import Transformer
+
+MODEL = {
+    "d_model": 64,
+    "n_layers": 2,
+    "n_heads": 4,
+    "n_kv_heads": 2,
+    "max_seq_len": 64,
+    "tie_embeddings": False,
+}
+
+
+def arithmetic_texts(n: int, seed: int = 0) -> list[tuple[str, str, str]]:
+    """(question, right answer, wrong answer) triples."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        a, b = rng.randint(0, 99), rng.randint(0, 99)
+        wrong = a + b + rng.choice([-10, -2, -1, 1, 2, 10])
+        out.append((f"What is {a} + {b}?", f"{a} + {b} = {a + b}.", f"{a} + {b} = {wrong}."))
+    return out
+
+
+def hf_folder(root: Path, seed: int = 0) -> Path:
+    """A random tiny model with a trained tokenizer, exported to ``root/hf``."""
+    run = RunDir(root / "run")
+    run.tokenizer_dir.mkdir(parents=True, exist_ok=True)
+    texts = [" ".join(t) for t in arithmetic_texts(500, seed)]
+    tok = train_tokenizer(iter(texts), TokenizerConfig(vocab_size=400), run.tokenizer)
+    cfg = ModelConfig.model_validate({**MODEL, "vocab_size": tok.get_vocab_size()})
+    torch.manual_seed(seed)
+    save_model(Transformer(cfg), run.ckpt / "step-1")
+    atomic_write_json(run.ckpt / "step-1" / "state.json", {"step": 1})
+    export_run(run.root, root / "hf", "llama")
+    return root / "hf"
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def result(name: str, value: float, op: str, target: float) -> None:
+    ok = value <= target if op == "<=" else value >= target
+    print(f"RESULT {name} {value:.4g} target {op} {target:g} {'PASS' if ok else 'FAIL'}")

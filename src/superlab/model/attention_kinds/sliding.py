@@ -1,0 +1,59 @@
+"""``sliding`` (window w; Beltagy et al. 2020, Longformer; Mistral): ``t - s < w``.
+
+A query sees itself and the w - 1 previous tokens, so the cache keeps the last w - 1 keys
+and a query sees ``min(t + 1, w)`` keys.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from superlab.model.attention_kinds.base import AttentionKind, triangle
+from superlab.model.attention_kinds.registry import register_kind
+
+if TYPE_CHECKING:
+    import torch
+
+    from superlab.config.recipe import AttentionConfig
+
+
+def _window(cfg: AttentionConfig) -> int:
+    assert cfg.window is not None, "kind 'sliding' needs 'window' (AttentionConfig checks it)"
+    return cfg.window
+
+
+class Sliding(AttentionKind):
+    """A window of the w latest tokens; block-wise kernel past ``MASKED_MAX_T``."""
+
+    name = "sliding"
+    needs = ("window",)
+
+    def visible(self, cfg: AttentionConfig, t: Any, s: Any) -> Any:
+        return (s <= t) & (t - s < _window(cfg))
+
+    def keys_seen(self, cfg: AttentionConfig, seq_len: int) -> int:
+        w = min(_window(cfg), seq_len)  # sum of min(t + 1, w)
+        return triangle(w) + (seq_len - w) * w
+
+    def first_needed(self, cfg: AttentionConfig, next_B: torch.Tensor) -> torch.Tensor:
+        return next_B - _window(cfg) + 1
+
+    def bound(self, cfg: AttentionConfig) -> int | None:
+        return _window(cfg)
+
+    def attend(
+        self,
+        cfg: AttentionConfig,
+        q_BHTC: torch.Tensor,
+        k_BGTC: torch.Tensor,
+        v_BGTC: torch.Tensor,
+        doc_ids_BT: torch.Tensor | None,
+    ) -> torch.Tensor:
+        from superlab.model.attention_kinds import kernels
+
+        if q_BHTC.shape[2] <= kernels.MASKED_MAX_T:  # short: the mask, one SDPA call
+            return super().attend(cfg, q_BHTC, k_BGTC, v_BGTC, doc_ids_BT)
+        return kernels.sliding_attention(q_BHTC, k_BGTC, v_BGTC, _window(cfg), doc_ids_BT)
+
+
+register_kind(Sliding())
