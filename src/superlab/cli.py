@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -52,12 +54,26 @@ RunsDirOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or log lines.")]
 
 
+AGAIN = "run the same command again to resume"  # after Ctrl-C, unless a command says more
+
+
+def _fail(e: object, code: int) -> typer.Exit:
+    """Say ``error: e`` on stderr; returns the exit to raise with ``code``."""
+    err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _interrupted(again: str = AGAIN) -> typer.Exit:
+    """Say how to go on after Ctrl-C; returns the exit to raise (130)."""
+    err.print(f"[yellow]interrupted[/]: {again}.")
+    return typer.Exit(130)
+
+
 def _load(path: Path, overrides: list[str] | None) -> Recipe:
     try:
         return load_recipe(path, overrides)
     except RecipeError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _fail(e, 2) from None
 
 
 def _run(
@@ -65,7 +81,7 @@ def _run(
     runs_dir: Path,
     stages: list[str] | None,
     quiet: bool,
-    again: str = "run the same command again to resume",
+    again: str = AGAIN,
 ) -> None:
     from superlab.run import RunError, run_recipe
     from superlab.run.display import Display
@@ -76,14 +92,11 @@ def _run(
     try:
         result = run_recipe(recipe, runs_dir, stages, display)
     except RunError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _fail(e, 2) from None
     except StageFailed as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise _fail(e, 1) from None
     except KeyboardInterrupt:
-        err.print(f"[yellow]interrupted[/]: {again}.")
-        raise typer.Exit(130) from None
+        raise _interrupted(again) from None
     out.print(summary_table(result))
     if result.nothing_to_do:
         out.print(f"Run '{recipe.name}' is already complete: nothing to do ({result.run.root}).")
@@ -156,8 +169,7 @@ def train(
             train_worker(r, run_dir)
             return
     except ResumeRefused as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _fail(e, 2) from None
     _run(r, runs_dir, ["train"], quiet, "run the same command with --resume to continue")
 
 
@@ -191,8 +203,7 @@ def _post_stage(name: str, about: str) -> None:
         try:
             check_resume(run_dir, name, resume)
         except PostResumeRefused as e:
-            err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
+            raise _fail(e, 2) from None
         if rank() != 0:
             worker(r, run_dir, name)
             return
@@ -230,8 +241,7 @@ def eval_(
         with display.logging_to_console(ctx.log), display.stage("eval", ctx):
             summary = run_eval(ctx)
     except (StageError, OSError, ValueError) as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise _fail(e, 1) from None
     table = Table("figure", "value")
     for key, value in summary.items():
         table.add_row(key, f"{value:.4g}" if isinstance(value, float) else str(value))
@@ -254,8 +264,7 @@ def compare(
     try:
         table = compare_results([load_result(p) for p in results], names)
     except (IncomparableError, OSError, ValueError) as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _fail(e, 2) from None
     shown = Table("figure", *names)
     for label, values in table.rows:
         shown.add_row(label, *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in values))
@@ -264,26 +273,55 @@ def compare(
         out.print(f"{section}: not in {', '.join(absent)}, left out")
 
 
-def _serve_help(field: str, what: str) -> str:
-    """Help that says where a serve setting comes from."""
+# `superlab serve`'s flags: the serve setting each overrides, and what it does. A flag has
+# the setting's type (a path for the policy); one not given keeps the run recipe's value.
+SERVE_FLAGS = {
+    "host": "Address to bind.",
+    "port": "TCP port.",
+    "policy": "Safety policy YAML (None: built in).",
+    "max_batch": "Sequences decoded together.",
+    "queue_size": "Waiting requests before 429.",
+    "max_body_bytes": "Larger bodies get 413.",
+    "max_tokens_limit": "Largest max_tokens.",
+    "max_n": "Largest n.",
+    "request_timeout_s": "Per request, then 408.",
+    "drain_timeout_s": "On SIGTERM, time for requests in flight.",
+    "log_user_text": "Refusal logs carry the user's text.",
+    "docs": "Serve /docs and /openapi.json.",
+}
+
+
+def _with_serve_flags(command: Callable[..., None]) -> Callable[..., None]:
+    """``command(..., **settings)`` with an option ``--<setting>`` (None when not given) for
+    every ``SERVE_FLAGS`` entry, after its own parameters; the help says the default."""
     from superlab.config.recipe import ServeConfig
 
-    default = getattr(ServeConfig(), field)
-    return f"{what} (default: the run recipe's serve.{field}, else {default})"
+    default = ServeConfig()
+
+    def flag(field: str, what: str) -> inspect.Parameter:
+        kind = Path if field == "policy" else ServeConfig.model_fields[field].annotation
+        help_ = f"{what} (default: the run recipe's serve.{field}, else {getattr(default, field)})"
+        option = typer.Option(help=help_, show_default=False)
+        return inspect.Parameter(
+            field,
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[kind | None, option],
+        )
+
+    own = list(inspect.signature(command, eval_str=True).parameters.values())[:-1]
+    flags = [flag(field, what) for field, what in SERVE_FLAGS.items()]
+    command.__signature__ = inspect.Signature([*own, *flags])  # type: ignore[attr-defined]
+    return command
 
 
 @app.command()
+@_with_serve_flags
 def serve(
     path: Annotated[
         Path,
         typer.Argument(help="Run directory, ckpt/ or step-N directory, or a Hugging Face dir."),
     ],
-    host: Annotated[
-        str | None, typer.Option(help=_serve_help("host", "Address to bind."), show_default=False)
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(help=_serve_help("port", "TCP port."), show_default=False)
-    ] = None,
     api_keys_file: Annotated[
         Path | None,
         typer.Option(
@@ -291,68 +329,7 @@ def serve(
             "SUPERLAB_API_KEYS)."
         ),
     ] = None,
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            help=_serve_help("policy", "Safety policy YAML (None: built in)."), show_default=False
-        ),
-    ] = None,
-    max_batch: Annotated[
-        int | None,
-        typer.Option(
-            help=_serve_help("max_batch", "Sequences decoded together."), show_default=False
-        ),
-    ] = None,
-    queue_size: Annotated[
-        int | None,
-        typer.Option(
-            help=_serve_help("queue_size", "Waiting requests before 429."), show_default=False
-        ),
-    ] = None,
-    max_body_bytes: Annotated[
-        int | None,
-        typer.Option(
-            help=_serve_help("max_body_bytes", "Larger bodies get 413."), show_default=False
-        ),
-    ] = None,
-    max_tokens_limit: Annotated[
-        int | None,
-        typer.Option(
-            help=_serve_help("max_tokens_limit", "Largest max_tokens."), show_default=False
-        ),
-    ] = None,
-    max_n: Annotated[
-        int | None, typer.Option(help=_serve_help("max_n", "Largest n."), show_default=False)
-    ] = None,
-    request_timeout_s: Annotated[
-        float | None,
-        typer.Option(
-            help=_serve_help("request_timeout_s", "Per request, then 408."), show_default=False
-        ),
-    ] = None,
-    drain_timeout_s: Annotated[
-        float | None,
-        typer.Option(
-            help=_serve_help("drain_timeout_s", "On SIGTERM, time for requests in flight."),
-            show_default=False,
-        ),
-    ] = None,
-    log_user_text: Annotated[
-        bool | None,
-        typer.Option(
-            "--log-user-text/--no-log-user-text",
-            help=_serve_help("log_user_text", "Refusal logs carry the user's text."),
-            show_default=False,
-        ),
-    ] = None,
-    docs: Annotated[
-        bool | None,
-        typer.Option(
-            "--docs/--no-docs",
-            help=_serve_help("docs", "Serve /docs and /openapi.json."),
-            show_default=False,
-        ),
-    ] = None,
+    **settings: Any,
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API (see docs/serve.md). Settings come
     from the run's recipe.yaml (its serve section) when PATH is in a run; a flag overrides
@@ -361,28 +338,15 @@ def serve(
     from superlab.serve.load import serve as serve_model
     from superlab.serve.load import serve_config
 
-    overrides = {
-        "host": host,
-        "port": port,
-        "policy": str(policy) if policy else None,
-        "max_batch": max_batch,
-        "queue_size": queue_size,
-        "max_body_bytes": max_body_bytes,
-        "max_tokens_limit": max_tokens_limit,
-        "max_n": max_n,
-        "request_timeout_s": request_timeout_s,
-        "drain_timeout_s": drain_timeout_s,
-        "log_user_text": log_user_text,
-        "docs": docs,
-    }
+    policy = settings["policy"]
+    overrides = {**settings, "policy": str(policy) if policy else None}
     try:
         cfg, sources = serve_config(path, overrides)
         for name, source in sorted(sources.items()):
             err.print(f"serve.{name} = {getattr(cfg, name)!r} (from {source})", highlight=False)
         code = serve_model(path, cfg, api_keys_file)
     except (FileNotFoundError, ValueError) as e:  # RecipeError and pydantic's are ValueErrors
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from None
+        raise _fail(e, 2) from None
     raise typer.Exit(code)
 
 
@@ -445,11 +409,9 @@ def ablate(
             seeds=chosen,
         )
     except (GridError, RunError, StageFailed) as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2 if isinstance(e, GridError | RunError) else 1) from None
+        raise _fail(e, 2 if isinstance(e, GridError | RunError) else 1) from None
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: run the same command again to resume.")
-        raise typer.Exit(130) from None
+        raise _interrupted() from None
     shown = Table("configuration", "seeds", "held-out loss", "recall same", "recall cross")
     for c in result["configs"]:
         cells = [c[f]["mean"] for f in ("heldout_loss", "recall_same", "recall_cross")]
@@ -475,8 +437,7 @@ def export(
     try:
         ckpt = export_run(path, out_dir, arch)  # type: ignore[arg-type]  # export_hf checks it
     except (OSError, ValueError) as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise _fail(e, 1) from None
     out.print(f"Exported {ckpt} to {out_dir}")
 
 
@@ -523,11 +484,9 @@ def mix(
             lambda k, n, name: err.print(f"[bold]done {k}/{n}[/]: {name}"),
         )
     except (GridError, RunError, StageFailed, ValueError) as e:
-        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1 if isinstance(e, StageFailed) else 2) from None
+        raise _fail(e, 1 if isinstance(e, StageFailed) else 2) from None
     except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]: run the same command again to resume.")
-        raise typer.Exit(130) from None
+        raise _interrupted() from None
     shown = Table("mixture", "target (mean ± 95% CI)")
     for role, s in result["by_role"].items():
         ci = "" if s["ci95"] is None else f" ± {s['ci95']:.4g}"

@@ -9,9 +9,13 @@ outside it, is refused in one line naming the option, exit code 2.
 
 from __future__ import annotations
 
+import functools
+import inspect
+import itertools
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,8 +78,6 @@ def Opt(what: str) -> Any:
 
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-DrawsOpt = Int("Monte Carlo draws, 1 to 10,000,000.", 100_000)
-FleetDrawsOpt = Int("Monte Carlo draws, 1 to 10,000,000.", 20_000)
 SeedOpt = Int("Random seed >= 0 (same seed = same output).", 0)
 SvgOpt = Annotated[Path | None, typer.Option(help="Write the tornado chart as SVG here.")]
 HtmlOpt = Annotated[
@@ -106,43 +108,79 @@ def _not_above(small: Input | None, big: Input | None, small_opt: str, big_opt: 
         raise PlanInputError(small_opt, f"cannot exceed {big_opt}")
 
 
-def _draws(draws: str | None, default: int, seed: str | None) -> tuple[int, int]:
-    d = integer(draws, "draws", DRAWS)
-    return default if d is None else d, integer(seed, "seed", SEED) or 0
+@dataclass(frozen=True)
+class Shared:
+    """The options every command takes: Monte Carlo ``draws`` and ``seed`` (checked), and
+    where the result goes (``--json``, ``--svg``, ``--html``)."""
 
+    draws: int
+    seed: int
+    as_json: bool
+    svg: Path | None = None
+    html: Path | None = None
 
-def _emit(
-    result: dict[str, Any],
-    as_json: bool,
-    tables: list[Any],
-    svg: Path | None,
-    tornado: tuple[str, list[dict[str, Any]]] | None,
-    html: Path | None = None,
-    command: str = "",
-    sources: dict[str, str] | None = None,
-) -> None:
-    try:
-        if svg is not None and tornado is not None:
-            from superlab.report.plan_charts import tornado_svg
-
-            svg.write_text(tornado_svg(*tornado), "utf-8")
-    except OSError as e:
-        raise PlanInputError("--svg", f"cannot write {svg}: {e.strerror or e}") from None
-    if html is not None:
-        from superlab.report.plan_page import write_plan_page
-
+    def emit(
+        self,
+        result: dict[str, Any],
+        tables: list[Any],
+        tornado: tuple[str, list[dict[str, Any]]] | None = None,
+        command: str = "",
+        sources: dict[str, str] | None = None,
+    ) -> None:
+        """Write the SVG and HTML files asked for, then print JSON or the tables."""
+        svg, html = self.svg, self.html
         try:
-            write_plan_page(html, command, result, sources)
+            if svg is not None and tornado is not None:
+                from superlab.report.plan_charts import tornado_svg
+
+                svg.write_text(tornado_svg(*tornado), "utf-8")
         except OSError as e:
-            raise PlanInputError("--html", f"cannot write {html}: {e.strerror or e}") from None
-    if as_json:
-        out.print_json(json.dumps(result, default=float))
-        return
-    for t in tables:
-        out.print(t)
+            raise PlanInputError("--svg", f"cannot write {svg}: {e.strerror or e}") from None
+        if html is not None:
+            from superlab.report.plan_page import write_plan_page
+
+            try:
+                write_plan_page(html, command, result, sources)
+            except OSError as e:
+                raise PlanInputError("--html", f"cannot write {html}: {e.strerror or e}") from None
+        if self.as_json:
+            out.print_json(json.dumps(result, default=float))
+            return
+        for t in tables:
+            out.print(t)
 
 
-@plan_app.command()
+def _command(draws: int, charts: bool = True) -> Callable[[Callable[..., None]], Any]:
+    """Register a command taking ``Shared``'s options after its own (``--svg`` and ``--html``
+    only with ``charts``); it gets them checked as ``shared``, and its input errors exit 2."""
+    options = [
+        ("draws", Int("Monte Carlo draws, 1 to 10,000,000.", draws), None),
+        ("seed", SeedOpt, None),
+        ("as_json", JsonOpt, False),
+        *([("svg", SvgOpt, None), ("html", HtmlOpt, None)] if charts else []),
+    ]
+    kw_only = inspect.Parameter.KEYWORD_ONLY
+    added = [inspect.Parameter(n, kw_only, annotation=a, default=d) for n, a, d in options]
+
+    def register(fn: Callable[..., None]) -> Any:
+        own = inspect.signature(fn, eval_str=True)
+
+        @functools.wraps(fn)
+        def command(**kw: Any) -> None:
+            given = {name: kw.pop(name) for name, _, _ in options}
+            with _one_line_errors():
+                n = integer(given.pop("draws"), "draws", DRAWS)
+                seed = integer(given.pop("seed"), "seed", SEED) or 0
+                fn(**kw, shared=Shared(draws if n is None else n, seed, **given))
+
+        mine = [p for p in own.parameters.values() if p.name != "shared"]
+        command.__signature__ = own.replace(parameters=[*mine, *added])  # type: ignore[attr-defined]
+        return plan_app.command()(command)
+
+    return register
+
+
+@_command(draws=100_000)
 def train(
     recipe: Annotated[Path | None, typer.Argument(help="Recipe YAML (model shape).")] = None,
     params: N("Total parameters, > 0") = None,
@@ -183,24 +221,18 @@ def train(
     d_model: Int("Model width (attention FLOPs, activations; default: the recipe's).") = None,
     heads: Int("Attention heads, divide --d-model (activations; default: the recipe's).") = None,
     expert_params: N("Parameters in routed experts (sharded by --ep), in [0, --params]") = None,
-    draws: DrawsOpt = None,
-    seed: SeedOpt = None,
-    as_json: JsonOpt = False,
-    svg: SvgOpt = None,
-    html: HtmlOpt = None,
+    *,
+    shared: Shared,
 ) -> None:
     """FLOPs, GPU-hours, days, power, energy, cost and memory of a training run."""
-    with _one_line_errors():
-        result, tables = _train(**locals())
-        tornado = ("GPU-hours: tornado", result["tornado"]["gpu_hours"])
-        _emit(result, as_json, tables, svg, tornado, html, "train")
+    result, tables = _train(**locals())
+    shared.emit(result, tables, ("GPU-hours: tornado", result["tornado"]["gpu_hours"]), "train")
 
 
 def _train(**a: Any) -> tuple[dict[str, Any], list[Any]]:
     """``plan train``'s inputs, checked, and its result and tables."""
     from superlab.config import RecipeError
 
-    n_draws, seed = _draws(a["draws"], 100_000, a["seed"])
     peak = accelerator_peak(a["accelerator"], a["precision"])
     choice(a["recompute"], "recompute", ("none", "selective", "full"))
     ints = {k: integer(a[k], k, COUNT) for k in ("gpus", "tp", "pp", "ep", "micro_batch")}
@@ -278,8 +310,8 @@ def _train(**a: Any) -> tuple[dict[str, Any], list[Any]]:
         life_years=number(a["life_years"], "life_years", POSITIVE),
         price_per_mwh=number(a["price_per_mwh"], "price_per_mwh", NONNEGATIVE),
         memory=memory,
-        draws=n_draws,
-        seed=seed,
+        draws=a["shared"].draws,
+        seed=a["shared"].seed,
     )
     tables: list[Any] = [
         render.quantile_table(
@@ -334,7 +366,7 @@ SERVE_NAMES = {
 }
 
 
-@plan_app.command()
+@_command(draws=100_000)
 def serve(
     daily_users: N("Daily active users, > 0", "1e8") = None,
     queries: N("Queries per user per day, > 0", "5") = None,
@@ -387,105 +419,89 @@ def serve(
     ) = None,
     price: N("$ per GPU-hour, >= 0; default: the catalog's") = None,
     pue: N("Facility power usage effectiveness, >= 1", "1.2") = None,
-    draws: DrawsOpt = None,
-    seed: SeedOpt = None,
-    as_json: JsonOpt = False,
-    svg: SvgOpt = None,
-    html: HtmlOpt = None,
+    *,
+    shared: Shared,
 ) -> None:
     """Accelerators, power and cost to serve a day's tokens: users x queries, or tokens/day."""
-    with _one_line_errors():
-        raw = dict(locals())
-        n_draws, seed_ = _draws(draws, 100_000, seed)
-        accelerator_peak(accelerator, precision)
-        _exclusive({"prefill_mfu": prefill_mfu, "prefill_tok_s": prefill_tok_s})
-        _exclusive({"prefill_mfu": prefill_mfu, "prefill_tok_s_per_node": prefill_tok_s_per_node})
-        _exclusive(
-            {"prefill_tok_s": prefill_tok_s, "prefill_tok_s_per_node": prefill_tok_s_per_node}
+    raw = dict(locals())
+    accelerator_peak(accelerator, precision)
+    for phase, rate in (("prefill", "mfu"), ("decode", "mbu")):  # one way to give each speed
+        ways = (f"{phase}_{rate}", f"{phase}_tok_s", f"{phase}_tok_s_per_node")
+        for a, b in itertools.combinations(ways, 2):
+            _exclusive({a: raw[a], b: raw[b]})
+    if prefill_measured_hit_rate is not None and not (prefill_tok_s or prefill_tok_s_per_node):
+        raise PlanInputError(
+            "--prefill-measured-hit-rate", "applies to --prefill-tok-s(-per-node): give one"
         )
-        _exclusive({"decode_mbu": decode_mbu, "decode_tok_s": decode_tok_s})
-        _exclusive({"decode_mbu": decode_mbu, "decode_tok_s_per_node": decode_tok_s_per_node})
-        _exclusive({"decode_tok_s": decode_tok_s, "decode_tok_s_per_node": decode_tok_s_per_node})
-        if prefill_measured_hit_rate is not None and not (prefill_tok_s or prefill_tok_s_per_node):
-            raise PlanInputError(
-                "--prefill-measured-hit-rate", "applies to --prefill-tok-s(-per-node): give one"
-            )
-        per_day = (input_tokens_per_day, output_tokens_per_day)
-        if (per_day[0] is None) != (per_day[1] is None):
-            missing = "--output-tokens-per-day" if per_day[1] is None else "--input-tokens-per-day"
-            raise PlanInputError(
-                missing, "give both --input-tokens-per-day and --output-tokens-per-day"
-            )
-        if per_day[0] is not None:
-            _exclusive({"input_tokens_per_day": input_tokens_per_day, "daily_users": daily_users})
-            _exclusive({"input_tokens_per_day": input_tokens_per_day, "queries": queries})
-        if not disaggregated:
-            for k in ("prefill_gpus_per_replica", "decode_gpus_per_replica"):
-                if raw[k] is not None:
-                    raise PlanInputError(f"--{k.replace('_', '-')}", "applies to --disaggregated")
-        n: dict[str, Input | None] = {}
-        for k, (rng, default) in SERVE_INPUTS.items():
-            if per_day[0] is not None and k in ("daily_users", "queries"):
-                continue
-            n[SERVE_NAMES.get(k, k)] = number(raw[k] if raw[k] is not None else default, k, rng)
-        _not_above(n["params_active"], n["params_total"], "--active-params", "--params")
-        n["params_active"] = n["params_active"] or n["params_total"]
-        result = commands.plan_serve(
-            accelerator=accelerator,
-            precision=precision,
-            disaggregated=disaggregated,
-            draws=n_draws,
-            seed=seed_,
-            **n,
+    per_day = (input_tokens_per_day, output_tokens_per_day)
+    if (per_day[0] is None) != (per_day[1] is None):
+        missing = "--output-tokens-per-day" if per_day[1] is None else "--input-tokens-per-day"
+        raise PlanInputError(
+            missing, "give both --input-tokens-per-day and --output-tokens-per-day"
         )
-        mode = "disaggregated prefill/decode" if disaggregated else "co-located"
-        tables = [
-            render.quantile_table(
-                f"serving on {accelerator} ({precision}, {mode})",
-                result["outputs"],
-                render.SERVE_KEYS,
-            ),
-            render.tornado_table("what moves the GPU count", result["tornado"]["gpus"]),
-        ]
-        tornado = ("GPUs: tornado", result["tornado"]["gpus"])
-        _emit(result, as_json, tables, svg, tornado, html, "serve")
+    if per_day[0] is not None:
+        _exclusive({"input_tokens_per_day": input_tokens_per_day, "daily_users": daily_users})
+        _exclusive({"input_tokens_per_day": input_tokens_per_day, "queries": queries})
+    if not disaggregated:
+        for k in ("prefill_gpus_per_replica", "decode_gpus_per_replica"):
+            if raw[k] is not None:
+                raise PlanInputError(f"--{k.replace('_', '-')}", "applies to --disaggregated")
+    n: dict[str, Input | None] = {}
+    for k, (rng, default) in SERVE_INPUTS.items():
+        if per_day[0] is not None and k in ("daily_users", "queries"):
+            continue
+        n[SERVE_NAMES.get(k, k)] = number(raw[k] if raw[k] is not None else default, k, rng)
+    _not_above(n["params_active"], n["params_total"], "--active-params", "--params")
+    n["params_active"] = n["params_active"] or n["params_total"]
+    result = commands.plan_serve(
+        accelerator=accelerator,
+        precision=precision,
+        disaggregated=disaggregated,
+        draws=shared.draws,
+        seed=shared.seed,
+        **n,
+    )
+    mode = "disaggregated prefill/decode" if disaggregated else "co-located"
+    tables = [
+        render.quantile_table(
+            f"serving on {accelerator} ({precision}, {mode})",
+            result["outputs"],
+            render.SERVE_KEYS,
+        ),
+        render.tornado_table("what moves the GPU count", result["tornado"]["gpus"]),
+    ]
+    tornado = ("GPUs: tornado", result["tornado"]["gpus"])
+    shared.emit(result, tables, tornado, "serve")
 
 
-@plan_app.command()
+@_command(draws=20_000)
 def fleet(
     scenario: Annotated[Path, typer.Argument(help="Scenario YAML, e.g. scenarios/meta-2025.yaml.")],
-    draws: FleetDrawsOpt = None,
-    seed: SeedOpt = None,
-    as_json: JsonOpt = False,
-    svg: SvgOpt = None,
-    html: HtmlOpt = None,
+    *,
+    shared: Shared,
 ) -> None:
     """A multi-year build-out by quarter: chips, GW, capex, depreciation, tax, cash, runway."""
-    with _one_line_errors():
-        n_draws, seed_ = _draws(draws, 20_000, seed)
-        result = commands.plan_fleet(scenario, n_draws, seed_)
-        o = result["outputs"]
-        checks = check_fleet(o) if result["scenario"] == "meta-2025" else []
-        result["checks"] = checks
-        tables: list[Any] = []
-        if checks:
-            tables.append(
-                render.checks_table(f"{result['scenario']}: reproduced public figures", checks)
-            )
-        tables += [render.quantile_table(t, o, keys) for t, keys in render.fleet_tables(o)]
-        first = next(iter(result["tornado"].items()), None)
-        if first:
-            tables.append(render.tornado_table(f"what moves {first[0]}", first[1]))
-        srcs = sources(scenario) if html else None
-        _emit(result, as_json, tables, svg, first, html, "fleet", srcs)
+    result = commands.plan_fleet(scenario, shared.draws, shared.seed)
+    o = result["outputs"]
+    checks = check_fleet(o) if result["scenario"] == "meta-2025" else []
+    result["checks"] = checks
+    tables: list[Any] = []
+    if checks:
+        tables.append(
+            render.checks_table(f"{result['scenario']}: reproduced public figures", checks)
+        )
+    tables += [render.quantile_table(t, o, keys) for t, keys in render.fleet_tables(o)]
+    first = next(iter(result["tornado"].items()), None)
+    if first:
+        tables.append(render.tornado_table(f"what moves {first[0]}", first[1]))
+    srcs = sources(scenario) if shared.html else None
+    shared.emit(result, tables, first, "fleet", srcs)
 
 
-@plan_app.command()
-def validate(draws: DrawsOpt = None, seed: SeedOpt = None, as_json: JsonOpt = False) -> None:
+@_command(draws=100_000, charts=False)
+def validate(*, shared: Shared) -> None:
     """Reproduce published training and serving runs from their published inputs."""
-    with _one_line_errors():
-        n_draws, seed_ = _draws(draws, 100_000, seed)
-        rows = validate_all(n_draws, seed_)
-        _emit({"runs": rows}, as_json, [render.validation_table(rows)], None, None)
+    rows = validate_all(shared.draws, shared.seed)
+    shared.emit({"runs": rows}, [render.validation_table(rows)])
     if not all(r["pass"] for r in rows):
         raise typer.Exit(1)

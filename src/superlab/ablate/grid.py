@@ -32,7 +32,7 @@ import copy
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -40,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from superlab.config import Recipe
 from superlab.model.counts import flops_per_token
 
+Schema = TypeVar("Schema", bound=BaseModel)
 FLOPS_TOLERANCE = 0.02
 DENSE = "dense"
 
@@ -101,32 +102,36 @@ def _dense_overrides(base: Recipe, where: str) -> dict[str, Any]:
     return {"model.moe": None, "model.ffn_hidden": expert * (moe.top_k + moe.num_shared_experts)}
 
 
-def load_grid(path: str | Path) -> tuple[GridConfig, Path]:
-    """Read and check a grid file's schema."""
-    path = Path(path)
+def read_grid(path: Path, schema: type[Schema]) -> Schema:
+    """Read a grid file (ablation or mixture) and check it against its schema."""
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as e:
         raise GridError(f"{path}: cannot read ({e})") from None
-    try:
-        return GridConfig.model_validate(raw), path
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
-        raise GridError(f"{path}: {loc}: {first['msg']}") from None
+    return _checked(schema, raw, str(path))
+
+
+def load_base(base: dict[str, Any] | str, path: Path) -> tuple[dict[str, Any], Recipe]:
+    """A grid's base recipe, raw and resolved: inline, or a file relative to the grid ``path``."""
+    if isinstance(base, str):
+        base_path = (path.parent / base).resolve()
+        try:
+            base = yaml.safe_load(base_path.read_text())
+        except (OSError, yaml.YAMLError) as e:
+            raise GridError(f"{path}: base: cannot read {base_path} ({e})") from None
+    return base, _validate(base, f"{path}: base")
+
+
+def load_grid(path: str | Path) -> tuple[GridConfig, Path]:
+    """Read and check a grid file's schema."""
+    path = Path(path)
+    return read_grid(path, GridConfig), path
 
 
 def expand(path: str | Path) -> tuple[GridConfig, list[RunSpec]]:
     """The grid's runs in order: configurations (axes crossed, then baselines) x seeds."""
     grid, path = load_grid(path)
-    base_raw = grid.base
-    if isinstance(base_raw, str):
-        base_path = (path.parent / base_raw).resolve()
-        try:
-            base_raw = yaml.safe_load(base_path.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise GridError(f"{path}: base: cannot read {base_path} ({e})") from None
-    base = _validate(base_raw, f"{path}: base")
+    base_raw, base = load_base(grid.base, path)
     for axis, values in grid.axes.items():
         for value, sets in values.items():
             for dotted in sets:
@@ -168,13 +173,18 @@ def expand(path: str | Path) -> tuple[GridConfig, list[RunSpec]]:
     return grid, runs
 
 
-def _validate(raw: Any, where: str) -> Recipe:
+def _checked(schema: type[Schema], raw: Any, where: str) -> Schema:
+    """``raw`` as a ``schema``, or a ``GridError`` naming ``where`` and the first bad field."""
     try:
-        return Recipe.model_validate(raw)
+        return schema.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"])
+        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
         raise GridError(f"{where}: {loc}: {first['msg']}") from None
+
+
+def _validate(raw: Any, where: str) -> Recipe:
+    return _checked(Recipe, raw, where)
 
 
 def tokens_per_run(recipe: Recipe) -> int:

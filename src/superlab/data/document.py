@@ -30,6 +30,27 @@ class Document:
         }
 
     @classmethod
+    def from_record(
+        cls,
+        text: str,
+        rec: dict[str, Any],
+        id_field: str | None,
+        source: str,
+        stem: str,
+        offset: int,
+    ) -> Document:
+        """A read record's document: the id is ``rec``'s ``id_field`` (taken out) or
+        ``<stem>:<offset>``, and the rest of ``rec`` is the metadata."""
+        doc_id = rec.pop(id_field, None) if id_field else None
+        return cls(
+            id=f"{stem}:{offset}" if doc_id is None else str(doc_id),
+            text=text,
+            metadata=rec,
+            source=source,
+            offset=offset,
+        )
+
+    @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Document:
         return cls(
             id=str(obj["id"]),

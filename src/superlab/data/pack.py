@@ -118,16 +118,35 @@ def pack(
     vocab_size = tok.get_vocab_size()
     dtype, eos = shard_dtype(vocab_size), eos_id(tok)
     encode = getattr(tok, "encode_batch_fast", tok.encode_batch)
+
+    def fill(writers: dict[str, ShardWriter]) -> None:
+        for batch in _batches(docs, BATCH_DOCS):
+            encodings = encode([d.text for d in batch], add_special_tokens=False)
+            for doc, enc in zip(batch, encodings, strict=True):
+                ids_T = np.asarray([*enc.ids, eos], dtype=dtype)
+                writers[split.split_of(doc.id)].add(ids_T, len(doc.text.encode("utf-8")))
+            if on_docs is not None:
+                on_docs(len(batch))
+
+    return write_shards(out_dir, dtype, shard_tokens, vocab_size, eos, fill)
+
+
+def write_shards(
+    out_dir: str | Path,
+    dtype: np.dtype,
+    shard_tokens: int,
+    vocab_size: int,
+    eos: int,
+    fill: Callable[[dict[str, ShardWriter]], None],
+) -> dict[str, Any]:
+    """A ``ShardWriter`` per split for ``fill`` to add documents to, then ``index.json`` last.
+
+    ``out_dir`` appears only complete (built in a temporary sibling and renamed); the index.
+    """
     with atomic_dir(out_dir) as tmp:
         writers = {s: ShardWriter(tmp, s, dtype, shard_tokens) for s in SPLITS}
         try:
-            for batch in _batches(docs, BATCH_DOCS):
-                encodings = encode([d.text for d in batch], add_special_tokens=False)
-                for doc, enc in zip(batch, encodings, strict=True):
-                    ids_T = np.asarray([*enc.ids, eos], dtype=dtype)
-                    writers[split.split_of(doc.id)].add(ids_T, len(doc.text.encode("utf-8")))
-                if on_docs is not None:
-                    on_docs(len(batch))
+            fill(writers)
             index = {
                 "dtype": dtype.name,
                 "vocab_size": vocab_size,

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from superlab.common import atomic_dir, atomic_write_json
+from superlab.common import atomic_write_json
 from superlab.common.atomic import atomic_write_with
 from superlab.data.document import Document
-from superlab.data.pack import BATCH_DOCS, ShardWriter, shard_dtype
+from superlab.data.pack import BATCH_DOCS, ShardWriter, shard_dtype, write_shards
 from superlab.data.split import SPLITS, HeldoutSplit
 from superlab.data.tokenizer import eos_id, load_tokenizer
 
@@ -151,23 +151,13 @@ def _merge(
     tok = load_tokenizer(tokenizer)
     vocab_size = tok.get_vocab_size()
     dtype = shard_dtype(vocab_size)
-    with atomic_dir(out_dir) as tmp:
-        writers = {s: ShardWriter(tmp, s, dtype, shard_tokens) for s in SPLITS}
-        try:
-            for k in range(n_pieces):
-                for s in SPLITS:
-                    _copy_piece(work / f"{k:05d}.{s}", dtype, writers[s], on_docs)
-            index = {
-                "dtype": dtype.name,
-                "vocab_size": vocab_size,
-                "eos_id": eos_id(tok),
-                "splits": {s: w.close() for s, w in writers.items()},
-            }
-        finally:
-            for w in writers.values():
-                w.abort()
-        atomic_write_json(tmp / "index.json", index)
-    return index
+
+    def fill(writers: dict[str, ShardWriter]) -> None:
+        for k in range(n_pieces):
+            for s in SPLITS:
+                _copy_piece(work / f"{k:05d}.{s}", dtype, writers[s], on_docs)
+
+    return write_shards(out_dir, dtype, shard_tokens, vocab_size, eos_id(tok), fill)
 
 
 def _copy_piece(

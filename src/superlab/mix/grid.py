@@ -13,10 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import ValidationError
-
-from superlab.ablate.grid import GridError, RunSpec, _set, _validate, tokens_per_run
+from superlab.ablate.grid import (
+    GridError,
+    RunSpec,
+    _set,
+    _validate,
+    load_base,
+    read_grid,
+    tokens_per_run,
+)
 from superlab.config import Recipe
 from superlab.config.mix import MixGridConfig
 
@@ -38,24 +43,8 @@ class MixGrid:
 def load_mix_grid(path: str | Path) -> MixGrid:
     """Read and check a mixture grid file and its base recipe."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as e:
-        raise GridError(f"{path}: cannot read ({e})") from None
-    try:
-        cfg = MixGridConfig.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(x) for x in first["loc"]) or "(top level)"
-        raise GridError(f"{path}: {loc}: {first['msg']}") from None
-    base_raw = cfg.base
-    if isinstance(base_raw, str):
-        base_path = (path.parent / base_raw).resolve()
-        try:
-            base_raw = yaml.safe_load(base_path.read_text())
-        except (OSError, yaml.YAMLError) as e:
-            raise GridError(f"{path}: base: cannot read {base_path} ({e})") from None
-    base = _validate(base_raw, f"{path}: base")
+    cfg = read_grid(path, MixGridConfig)
+    base_raw, base = load_base(cfg.base, path)
     names = [s.name for s in base.data.sources]
     if len(names) < 2:
         raise GridError(f"{path}: base: a mixture search needs data.sources with 2 or more")

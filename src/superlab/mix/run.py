@@ -17,7 +17,7 @@ and a fixed one (natural, uniform) that would is left out with the reason.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from superlab.run import run_recipe
 from superlab.run.display import Display
 
 ROLES = ("predicted", "natural", "uniform", "best_proxy")
+Execute = Callable[[list[RunSpec]], None]  # trains and evaluates runs on the shared data
 
 
 class Budget:
@@ -154,10 +155,12 @@ def mix(
     run_recipe(data_recipe(grid), runs_dir, ["data"], display)  # the shared data stage
     tokens = train_tokens(grid, runs_dir)
     assert tokens is not None
-    if cfg.mode == "leave_one_out":
-        result = _leave_one_out(grid, runs_dir, tokens, jobs, display, on_run, on_done)
-    else:
-        result = _regmix(grid, runs_dir, tokens, jobs, display, on_run, on_done)
+
+    def execute(runs: list[RunSpec]) -> None:
+        _execute(runs, grid, runs_dir, jobs, display, on_run, on_done)
+
+    search = _leave_one_out if cfg.mode == "leave_one_out" else _regmix
+    result = search(grid, runs_dir, tokens, execute)
     result = {"grid": cfg.name, "mode": cfg.mode, "sources": names, "train_tokens": tokens,
               "target": cfg.target.model_dump(), **result}  # fmt: skip
     out = runs_dir / cfg.name
@@ -167,17 +170,11 @@ def mix(
 
 
 def _regmix(
-    grid: MixGrid,
-    runs_dir: Path,
-    tokens: dict[str, int],
-    jobs: int,
-    display: Display | None,
-    on_run: Callable[[int, int, RunSpec], None] | None,
-    on_done: Callable[[int, int, str], None] | None,
+    grid: MixGrid, runs_dir: Path, tokens: dict[str, int], execute: Execute
 ) -> dict[str, Any]:
     cfg, names = grid.config, grid.sources
     proxies, W = proxy_runs(grid, tokens)
-    _execute(proxies, grid, runs_dir, jobs, display, on_run, on_done)
+    execute(proxies)
     y = np.array([target_of(grid, runs_dir, p.name) for p in proxies], dtype=np.float64)
     if np.isnan(y).any():
         raise GridError(f"{grid.path}: some proxy runs have no per-source held-out figures")
@@ -211,7 +208,7 @@ def _regmix(
                 f"(max_epochs {budget.max_epochs[worst]:g})"
             )
     confirm = confirmations(grid, mixtures)
-    _execute([r for _, r in confirm], grid, runs_dir, jobs, display, on_run, on_done)
+    execute([r for _, r in confirm])
     rows = []
     for role, spec in confirm:
         w = np.array([mixtures[role][s] for s in names])
@@ -220,12 +217,6 @@ def _regmix(
             "predicted": float(model.predict(w[None, :])[0]),
             "actual": target_of(grid, runs_dir, spec.name),
         })  # fmt: skip
-    by_role = {
-        role: _interval(
-            [r["actual"] for r in rows if r["role"] == role and r["actual"] is not None]
-        )
-        for role in mixtures
-    }
     gains = {}
     for other in ("natural", "uniform"):
         if other in mixtures and "predicted" in mixtures:
@@ -256,39 +247,40 @@ def _regmix(
         "mixtures": mixtures,
         "left_out": left_out,
         "confirmations": rows,
-        "by_role": by_role,
+        "by_role": _by_role(rows, mixtures),
         "gain_vs": gains,
     }
 
 
-def _leave_one_out(
-    grid: MixGrid,
-    runs_dir: Path,
-    tokens: dict[str, int],
-    jobs: int,
-    display: Display | None,
-    on_run: Callable[[int, int, RunSpec], None] | None,
-    on_done: Callable[[int, int, str], None] | None,
-) -> dict[str, Any]:
+def _left_out_mixtures(grid: MixGrid) -> dict[str, dict[str, float]]:
+    """``all``: the base weights; ``no-<source>``: the same with that source's weight 0."""
     base = {s.name: s.weight for s in grid.base.data.sources}
-    mixtures = {"all": base}
-    for name in grid.sources:
-        mixtures[f"no-{name}"] = {s: (0.0 if s == name else w) for s, w in base.items()}
+    return {"all": base, **{f"no-{n}": {**base, n: 0.0} for n in grid.sources}}
+
+
+def _leave_one_out(
+    grid: MixGrid, runs_dir: Path, tokens: dict[str, int], execute: Execute
+) -> dict[str, Any]:
+    mixtures = _left_out_mixtures(grid)
     confirm = confirmations(grid, mixtures)
-    _execute([r for _, r in confirm], grid, runs_dir, jobs, display, on_run, on_done)
+    execute([r for _, r in confirm])
     rows = [
         {"role": role, "run": spec.name, "seed": spec.seed, "weights": mixtures[role],
          "actual": target_of(grid, runs_dir, spec.name),
          "by_source": _by_source(runs_dir, spec.name, grid.config.target.metric)}
         for role, spec in confirm
     ]  # fmt: skip
-    by_role = {
+    return {"mixtures": mixtures, "confirmations": rows, "by_role": _by_role(rows, mixtures)}
+
+
+def _by_role(rows: list[dict[str, Any]], roles: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each role's mean target over its confirmation runs that have one, with a 95% interval."""
+    return {
         role: _interval(
             [r["actual"] for r in rows if r["role"] == role and r["actual"] is not None]
         )
-        for role in mixtures
+        for role in roles
     }
-    return {"mixtures": mixtures, "confirmations": rows, "by_role": by_role}
 
 
 def _by_source(runs_dir: Path, name: str, metric: str) -> dict[str, float | None]:
@@ -310,9 +302,7 @@ def plan(grid_path: str | Path, runs_dir: str | Path = "runs") -> list[dict[str,
     out: list[dict[str, Any]] = [{"run": f"{cfg.name}-data", "kind": "data", "weights": None}]
     tokens = train_tokens(grid, runs_dir)
     if cfg.mode == "leave_one_out":
-        base = {s.name: s.weight for s in grid.base.data.sources}
-        roles = {"all": base, **{f"no-{n}": {**base, n: 0.0} for n in grid.sources}}
-        for role, w in roles.items():
+        for role, w in _left_out_mixtures(grid).items():
             for seed in cfg.confirm_seeds:
                 out.append({"run": f"{cfg.name}-{role}-s{seed}", "kind": "confirm", "weights": w})
         return out

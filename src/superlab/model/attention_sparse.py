@@ -17,8 +17,8 @@ the choice never depends on another document (own and local blocks are masked by
 as usual). The gate is a hard top-k: no gradient flows through the selection.
 
 ``sparse_attention`` gathers the selected K/V blocks per query block under activation
-checkpointing, so memory stays O(T·(top_k_blocks + local_blocks + 1)·block_size);
-``sparse_reference`` builds the same visibility as a T×T mask for plain SDPA (tests only).
+checkpointing, so memory stays O(T·(top_k_blocks + local_blocks + 1)·block_size); with
+``masked`` it builds the same visibility as a T×T mask for plain SDPA (``sparse_mask``).
 
 Legend: B batch, H query heads, G key/value heads (H % G == 0), R = H/G query heads per kv
 head, T positions, C head dim, N key blocks, P keys in a block, K selected blocks, Q queries
@@ -130,11 +130,20 @@ def sparse_attention(
     top_k_blocks: int,
     local_blocks: int,
     doc_ids_BT: torch.Tensor | None = None,
+    masked: bool = False,
 ) -> torch.Tensor:
-    """MoBA/NSA-style block-sparse causal attention, one query block at a time."""
+    """MoBA/NSA-style block-sparse causal attention, one query block at a time.
+
+    ``masked``: the same visibility as one T×T mask and plain SDPA instead (the sparse
+    kind's path for short sequences, and the tests' reference).
+    """
     T, H, G = q_BHTC.shape[2], q_BHTC.shape[1], k_BGTC.shape[1]
     assert H % G == 0, f"{H} query heads are not a multiple of {G} kv heads"
     idx_BHTK = select_blocks(q_BHTC, k_BGTC, block_size, top_k_blocks, local_blocks, doc_ids_BT)
+    if masked:
+        mask_BHTS = sparse_mask(idx_BHTK, block_size, local_blocks, doc_ids_BT)
+        k_BHTC, v_BHTC = (x.repeat_interleave(H // G, dim=1) for x in (k_BGTC, v_BGTC))
+        return F.scaled_dot_product_attention(q_BHTC, k_BHTC, v_BHTC, attn_mask=mask_BHTS)
     B, C, N = q_BHTC.shape[0], q_BHTC.shape[3], T // block_size
     # Complete key blocks as rows, built once: W = B·G·N rows of F = block_size·C values.
     k_WF, v_WF = (
@@ -175,20 +184,3 @@ def sparse_mask(
     if doc_ids_BT is not None:
         mask_BHTS = mask_BHTS & (doc_ids_BT[:, :, None] == doc_ids_BT[:, None, :])[:, None]
     return mask_BHTS
-
-
-def sparse_reference(
-    q_BHTC: torch.Tensor,
-    k_BGTC: torch.Tensor,
-    v_BGTC: torch.Tensor,
-    block_size: int,
-    top_k_blocks: int,
-    local_blocks: int,
-    doc_ids_BT: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """``sparse_attention`` through a materialised T×T mask and plain SDPA (for tests)."""
-    H, G = q_BHTC.shape[1], k_BGTC.shape[1]
-    idx_BHTK = select_blocks(q_BHTC, k_BGTC, block_size, top_k_blocks, local_blocks, doc_ids_BT)
-    mask_BHTS = sparse_mask(idx_BHTK, block_size, local_blocks, doc_ids_BT)
-    k_BHTC, v_BHTC = (x.repeat_interleave(H // G, dim=1) for x in (k_BGTC, v_BGTC))
-    return F.scaled_dot_product_attention(q_BHTC, k_BHTC, v_BHTC, attn_mask=mask_BHTS)

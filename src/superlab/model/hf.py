@@ -9,8 +9,9 @@ images, ``model.vision``) maps its text model as Llama 4 text under ``language_m
 and its vision tower and projector by ``superlab.model.hf_arch.llama4_vision``.
 
 The ``config.json`` side (each architecture's fields <-> our ``ModelConfig``, and what is
-refused) is ``superlab.model.hf_config``; its public names are re-exported here. This
-module maps the tensors, and every tensor must map one to one.
+refused) is ``superlab.model.hf_config``; ``config_from_hf``, ``config_to_hf`` and ``Arch``
+are re-exported here (its tables are not). This module maps the tensors, and every tensor
+must map one to one.
 
 Llama 4 rotates adjacent pairs (2i, 2i+1) as complex numbers; we rotate (i, i + C/2). The
 rows of ``q_proj`` and ``k_proj`` of RoPE layers are permuted per head on import
@@ -56,25 +57,11 @@ from safetensors.torch import load_file, save_file
 from superlab.common.atomic import atomic_write_json
 from superlab.config.recipe import ModelConfig
 from superlab.model.hf_arch import llama4_vision
-from superlab.model.hf_config import (
-    ARCHITECTURES,
-    DEFAULTS,
-    MODEL_TYPES,
-    NAMES,
-    ROPE_KEYS,
-    Arch,
-    config_from_hf,
-    config_to_hf,
-)
+from superlab.model.hf_config import Arch, config_from_hf, config_to_hf
 from superlab.model.llama2c import interleaved_to_half
 from superlab.model.transformer import Transformer
 
 __all__ = [
-    "ARCHITECTURES",
-    "DEFAULTS",
-    "MODEL_TYPES",
-    "NAMES",
-    "ROPE_KEYS",
     "Arch",
     "Convert",
     "config_from_hf",

@@ -106,7 +106,10 @@ class TokenChoiceRouter(nn.Module):
         probs_TE = scores_TE / scores_TE.sum(-1, keepdim=True)  # = scores_TE for softmax
         balance = switch_balance(routed_E, probs_TE)
         z = torch.logsumexp(logits_TE, dim=-1).pow(2).mean()
-        aux = self.aux_loss(balance, z, experts_TK.view(B, L, K), probs_TE.view(B, L, E))
+        aux = self.cfg.z_loss_coef * z  # router z-loss (Zoph et al. 2022), plus the balance term
+        balance_loss = self.balance_term(balance, experts_TK.view(B, L, K), probs_TE.view(B, L, E))
+        if balance_loss is not None:
+            aux = balance_loss + aux
         dropped = (T * K - counts_E.sum().item()) / (T * K)
         return Routing(
             token_N,
@@ -118,15 +121,11 @@ class TokenChoiceRouter(nn.Module):
             load_stats(routed_E, probs_TE, balance, z, dropped),
         )
 
-    def aux_loss(
-        self,
-        balance: torch.Tensor,
-        z: torch.Tensor,
-        experts_BLK: torch.Tensor,
-        probs_BLE: torch.Tensor,
-    ) -> torch.Tensor:
-        """Switch balance loss (Fedus et al. 2021) + router z-loss (Zoph et al. 2022)."""
-        return self.cfg.aux_loss_coef * balance + self.cfg.z_loss_coef * z
+    def balance_term(
+        self, balance: torch.Tensor, experts_BLK: torch.Tensor, probs_BLE: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The weighted Switch balance loss (Fedus et al. 2021); None: no balance loss."""
+        return self.cfg.aux_loss_coef * balance
 
 
 class AuxFreeRouter(TokenChoiceRouter):
@@ -154,16 +153,12 @@ class AuxFreeRouter(TokenChoiceRouter):
             self.bias_E += self.cfg.bias_update_rate * (self.load_E.mean() - self.load_E).sign()
         self.load_E.zero_()
 
-    def aux_loss(
-        self,
-        balance: torch.Tensor,
-        z: torch.Tensor,
-        experts_BLK: torch.Tensor,
-        probs_BLE: torch.Tensor,
-    ) -> torch.Tensor:
-        """Sequence-wise balance loss (DeepSeek-V3 eqs. 17-20) + z-loss; no Switch loss."""
+    def balance_term(
+        self, balance: torch.Tensor, experts_BLK: torch.Tensor, probs_BLE: torch.Tensor
+    ) -> torch.Tensor | None:
+        """Sequence-wise balance loss (DeepSeek-V3 eqs. 17-20), if any; no Switch loss."""
         if not self.cfg.seq_aux_loss_coef:
-            return self.cfg.z_loss_coef * z
+            return None
         B, L, K = experts_BLK.shape
         E = self.cfg.num_experts
         # f_i = E / (K L) * #slots of sequence b on expert i (the experts actually selected);
@@ -172,7 +167,7 @@ class AuxFreeRouter(TokenChoiceRouter):
         counts_BE = probs_BLE.new_zeros(B, E).scatter_add_(1, experts_BLK.reshape(B, -1), ones)
         f_BE = counts_BE * E / (K * L)
         seq_balance = (f_BE * probs_BLE.mean(1)).sum(-1).mean()
-        return self.cfg.seq_aux_loss_coef * seq_balance + self.cfg.z_loss_coef * z
+        return self.cfg.seq_aux_loss_coef * seq_balance
 
     def forward(self, logits_BLE: torch.Tensor) -> Routing:
         routing = super().forward(logits_BLE)

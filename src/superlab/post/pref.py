@@ -14,30 +14,23 @@ Legend: P pairs (this rank's share of the batch), T sequence.
 
 from __future__ import annotations
 
-import logging
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from superlab.common import RunDir, StageContext, StageError
+from superlab.common import StageContext, StageError
 from superlab.config.post import PrefConfig
-from superlab.config.recipe import Recipe, TrainConfig
 from superlab.post.examples import Examples, read_examples
 from superlab.post.losses import LENGTH_NORMALISED, preference_loss
-from superlab.post.order import Order
 from superlab.post.pref_data import Pair, encode_pair, pair_batch, sequence_logps
 from superlab.post.reference import reference_logps
+from superlab.post.section import SectionStage, run_section
 from superlab.post.sft import pad_id
-from superlab.post.start import (
-    Start,
-    resolve_start,
-    save_tokenizer,
-    stage_ckpt,
-    vocabulary_difference,
-)
+from superlab.post.start import Start, resolve_start, vocabulary_difference
 from superlab.train.objective import Job, StepOut
+from superlab.train.order import Order, Ordered
 
 
 class PrefBatch(NamedTuple):
@@ -50,7 +43,7 @@ class PrefBatch(NamedTuple):
     real_BT: torch.Tensor
 
 
-class PairLoader:
+class PairLoader(Ordered):
     """Batches of pairs in the ``Order``'s resumable order, with their reference values."""
 
     def __init__(self, pairs: list[Pair], ref: np.ndarray, order: Order, pad: int) -> None:
@@ -65,15 +58,6 @@ class PairLoader:
             real_BT[r, : len(self.pairs[i].chosen.ids) - 1] = True
             real_BT[r + len(idx), : len(self.pairs[i].rejected.ids) - 1] = True
         return PrefBatch(x_BT, y_BT, ref[:, :2], ref[:, 2:], real_BT)
-
-    def state(self) -> dict[str, int]:
-        return self.order.state()
-
-    def load_state(self, state: dict[str, int]) -> None:
-        self.order.load_state(state)
-
-    def reset(self) -> None:
-        self.order.reset()
 
 
 class PreferenceLoss:
@@ -116,21 +100,10 @@ class PreferenceLoss:
         return StepOut(losses_P.mean(), out.aux_loss, tokens, out.moe_stats, metrics)
 
 
-class PrefStage:
+class PrefStage(SectionStage[PrefConfig]):
     """The ``pref`` section as the trainer's post-training stage (``PostStage``)."""
 
     name = "pref"
-
-    def __init__(self, recipe: Recipe, run: RunDir, log: logging.Logger) -> None:
-        if recipe.pref is None:
-            raise StageError("the recipe has no pref section")
-        self.cfg, self.run, self.log = recipe.pref, run, log
-        self.summary: dict[str, Any] = {}
-        self.tokenizer: Any = None  # the starting model's, with the chat tokens
-
-    @property
-    def tc(self) -> TrainConfig:
-        return self.cfg.train
 
     def _pairs(self, start: Start, rank: int, device: torch.device) -> Examples[Pair]:
         cfg, tc, tok = self.cfg, self.cfg.train, start.tokenizer
@@ -142,24 +115,14 @@ class PrefStage:
         if cfg.generate == "arithmetic":
             from superlab.post.arithmetic import write_pairs
 
-            files.append(str(write_pairs(start, cfg, self.run.root / self.name, device, rank == 0)))
+            files.append(str(write_pairs(start, cfg, self.work, device, rank == 0)))
         return read_examples(files, encode, cfg.heldout_every)
 
     def build(self, rank: int, world_size: int, device: torch.device) -> Job:
         cfg, tc = self.cfg, self.cfg.train
-        start = resolve_start(cfg.init, self.run, "pref.init")
-        self.tokenizer = start.tokenizer
-        if tc.seq_len > start.model_cfg.max_seq_len:
-            raise StageError(
-                f"pref.train.seq_len ({tc.seq_len}) exceeds the model's max_seq_len "
-                f"({start.model_cfg.max_seq_len}, {start.source})"
-            )
+        start = self.start()
         examples = self._pairs(start, rank, device)
-        ckpt = stage_ckpt(self.run, self.name)
-        work = self.run.root / self.name
-        if rank == 0:
-            examples.rejects.write(work / "rejects.jsonl")
-            save_tokenizer(start.tokenizer, ckpt)
+        ckpt = self.keep(examples, rank)
         pad = pad_id(start.tokenizer)
         pairs = examples.train + examples.heldout
         ref_stats: dict[str, Any] = {"computed": 0, "cached": 0, "source": None}
@@ -172,7 +135,7 @@ class PrefStage:
                 reference.load,
                 reference.source,
                 pairs,
-                work / "reference",
+                self.work / "reference",
                 batch_size=tc.batch_size,
                 pad_id=pad,
                 device=device,
@@ -186,16 +149,10 @@ class PrefStage:
                 counts["cached"],
             )
         n = len(examples.train)
-        order = Order(n, tc.batch_size, seed=tc.seed, rank=rank, world_size=world_size)
+        order = self.order(n, rank, world_size)
         heldout = None
         if examples.heldout:
-            held_order = Order(
-                len(examples.heldout),
-                tc.batch_size,
-                shuffle=False,
-                rank=rank,
-                world_size=world_size,
-            )
+            held_order = self.order(len(examples.heldout), rank, world_size, heldout=True)
             heldout = PairLoader(examples.heldout, ref[n:], held_order, pad)
         self.summary = {
             "init": start.source,
@@ -229,27 +186,4 @@ class PrefStage:
 
 def run(ctx: StageContext) -> dict[str, Any]:
     """Optimise preferences as the recipe's ``pref`` section says; resume from ``ckpt/pref/``."""
-    from superlab.train.stage import cpu_threads
-    from superlab.train.trainer import Trainer
-
-    if ctx.recipe.pref is None:
-        return {"skipped": "the recipe has no pref section"}
-    torch.set_num_threads(cpu_threads(ctx.recipe.pref.train.threads))
-    stage = PrefStage(ctx.recipe, ctx.run, ctx.log)
-    trainer = Trainer(ctx.recipe, ctx.run, ctx, post=stage)
-    summary = trainer.train()
-    if trainer.world.main:
-        from superlab.post.evaluate import write_stage_eval
-
-        cfg = ctx.recipe.pref
-        evaluated = write_stage_eval(
-            ctx.run.root / stage.name / "eval.json",
-            summary,
-            trainer.model,
-            stage.tokenizer,
-            trainer.model_cfg.max_seq_len,
-            cfg.generate == "arithmetic",
-            cfg.train.seed,
-        )
-        summary["arithmetic"] = evaluated.get("arithmetic")
-    return {**summary, **stage.summary}
+    return run_section(ctx, PrefStage)

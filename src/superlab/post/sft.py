@@ -1,9 +1,10 @@
 """The ``sft`` stage: supervised fine-tuning on assistant tokens, on the pre-training loop.
 
 Rows (``sft_data``) are packed into windows of ``sft.train.seq_len`` inputs with document
-masking, shuffled per epoch (``order``), and trained by ``superlab.train.trainer.Trainer``
-with the ``AssistantLoss`` objective: the mean next-token cross-entropy over the batch's
-assistant target tokens (every other position has target ``IGNORE`` and so no gradient).
+masking, shuffled per epoch (``superlab.train.order``), and trained by
+``superlab.train.trainer.Trainer`` with the ``AssistantLoss`` objective: the mean next-token
+cross-entropy over the batch's assistant target tokens (every other position has target
+``IGNORE`` and so no gradient).
 Checkpoints go to ``ckpt/sft/step-N``; the tokenizer (with the chat tokens) to
 ``ckpt/sft/tokenizer.json``; rejected rows to ``<run>/sft/rejects.jsonl``.
 
@@ -12,7 +13,6 @@ Legend: B batch, T sequence.
 
 from __future__ import annotations
 
-import logging
 import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -20,14 +20,14 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from superlab.common import RunDir, StageContext, StageError
-from superlab.config.recipe import Recipe, TrainConfig
+from superlab.common import StageContext
+from superlab.config.post import SFTConfig
 from superlab.data.tokenizer import EOS, PAD
 from superlab.post.examples import read_examples
-from superlab.post.order import Order
+from superlab.post.section import SectionStage, run_section
 from superlab.post.sft_data import Example, Packed, encode_row, pack
-from superlab.post.start import resolve_start, save_tokenizer, stage_ckpt
 from superlab.train.objective import Job, StepOut
+from superlab.train.order import Order, Ordered
 
 
 class SFTBatch(NamedTuple):
@@ -39,7 +39,7 @@ class SFTBatch(NamedTuple):
     real_BT: torch.Tensor
 
 
-class PackedLoader:
+class PackedLoader(Ordered):
     """Batches of packed rows in the ``Order``'s resumable order."""
 
     def __init__(self, packed: Packed, order: Order, documents: bool) -> None:
@@ -59,15 +59,6 @@ class PackedLoader:
             torch.from_numpy(real[:, :t]),
         )
 
-    def state(self) -> dict[str, int]:
-        return self.order.state()
-
-    def load_state(self, state: dict[str, int]) -> None:
-        self.order.load_state(state)
-
-    def reset(self) -> None:
-        self.order.reset()
-
 
 class AssistantLoss:
     """Mean next-token cross-entropy over the assistant target tokens of the batch."""
@@ -86,31 +77,14 @@ def pad_id(tok: Any) -> int:
     return 0
 
 
-class SFTStage:
+class SFTStage(SectionStage[SFTConfig]):
     """The ``sft`` section as the trainer's post-training stage (``PostStage``)."""
 
     name = "sft"
 
-    def __init__(self, recipe: Recipe, run: RunDir, log: logging.Logger) -> None:
-        if recipe.sft is None:
-            raise StageError("the recipe has no sft section")
-        self.cfg, self.run, self.log = recipe.sft, run, log
-        self.summary: dict[str, Any] = {}
-        self.tokenizer: Any = None  # the starting model's, with the chat tokens
-
-    @property
-    def tc(self) -> TrainConfig:
-        return self.cfg.train
-
     def build(self, rank: int, world_size: int, device: torch.device) -> Job:
         cfg, tc = self.cfg, self.cfg.train
-        start = resolve_start(cfg.init, self.run, "sft.init")
-        self.tokenizer = start.tokenizer
-        if tc.seq_len > start.model_cfg.max_seq_len:
-            raise StageError(
-                f"sft.train.seq_len ({tc.seq_len}) exceeds the model's max_seq_len "
-                f"({start.model_cfg.max_seq_len}, {start.source})"
-            )
+        start = self.start()
         tok = start.tokenizer
 
         def encode(row: dict[str, Any]) -> Example:
@@ -120,32 +94,25 @@ class SFTStage:
         if cfg.generate == "arithmetic":
             from superlab.post.arithmetic import write_sft_rows
 
-            work = self.run.root / self.name if rank == 0 else Path(tempfile.mkdtemp())
+            work = self.work if rank == 0 else Path(tempfile.mkdtemp())
             files.append(str(write_sft_rows(cfg.generate_rows, tc.seed, work)))
         examples = read_examples(files, encode, cfg.heldout_every)
-        ckpt = stage_ckpt(self.run, self.name)
-        if rank == 0:
-            examples.rejects.write(self.run.root / self.name / "rejects.jsonl")
-            save_tokenizer(tok, ckpt)
+        ckpt = self.keep(examples, rank)
         if examples.rejects.rows:
             self.log.warning(
                 "sft: %d of %d rows rejected (%s); see %s",
                 len(examples.rejects.rows),
                 examples.rows,
                 ", ".join(f"{k}: {v}" for k, v in examples.rejects.counts().items()),
-                self.run.root / self.name / "rejects.jsonl",
+                self.work / "rejects.jsonl",
             )
         pad = pad_id(tok)
         train = pack(examples.train, tc.seq_len, pad, cfg.packing)
-        order = Order(
-            len(train.x_NT), tc.batch_size, seed=tc.seed, rank=rank, world_size=world_size
-        )
+        order = self.order(len(train.x_NT), rank, world_size)
         heldout = None
         if examples.heldout:
             held = pack(examples.heldout, tc.seq_len, pad, cfg.packing)
-            held_order = Order(
-                len(held.x_NT), tc.batch_size, shuffle=False, rank=rank, world_size=world_size
-            )
+            held_order = self.order(len(held.x_NT), rank, world_size, heldout=True)
             heldout = PackedLoader(held, held_order, cfg.packing)
         self.summary = {
             "init": start.source,
@@ -176,27 +143,4 @@ class SFTStage:
 
 def run(ctx: StageContext) -> dict[str, Any]:
     """Fine-tune as the recipe's ``sft`` section says; resume from ``ckpt/sft/`` if it can."""
-    from superlab.train.stage import cpu_threads
-    from superlab.train.trainer import Trainer
-
-    if ctx.recipe.sft is None:
-        return {"skipped": "the recipe has no sft section"}
-    torch.set_num_threads(cpu_threads(ctx.recipe.sft.train.threads))
-    stage = SFTStage(ctx.recipe, ctx.run, ctx.log)
-    trainer = Trainer(ctx.recipe, ctx.run, ctx, post=stage)
-    summary = trainer.train()
-    if trainer.world.main:
-        from superlab.post.evaluate import write_stage_eval
-
-        cfg = ctx.recipe.sft
-        evaluated = write_stage_eval(
-            ctx.run.root / stage.name / "eval.json",
-            summary,
-            trainer.model,
-            stage.tokenizer,
-            trainer.model_cfg.max_seq_len,
-            cfg.generate == "arithmetic",
-            cfg.train.seed,
-        )
-        summary["arithmetic"] = evaluated.get("arithmetic")
-    return {**summary, **stage.summary}
+    return run_section(ctx, SFTStage)

@@ -8,14 +8,56 @@ rejected log-probabilities over steps, under TRL's metric names.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from superlab.common import RunDir
 from superlab.report.html import Section, kv_table, missing
 from superlab.report.sections import read_metrics
 from superlab.report.svg import line_chart
 
-POST_STAGES = ("sft", "pref")
+
+class Panel(NamedTuple):
+    """A stage's part of the section: its heading, the last values shown (label: metric
+    key) and its charts (title, y label, {legend: metric key})."""
+
+    heading: str
+    last: dict[str, str]
+    charts: list[tuple[str, str, dict[str, str]]]
+
+
+PANELS = {
+    "sft": Panel(
+        "SFT",
+        {"last step": "step", "last loss": "loss", "last held-out chat loss": "heldout_loss"},
+        [
+            (
+                "SFT loss (assistant tokens)",
+                "loss",
+                {"loss": "loss", "held-out chat loss": "heldout_loss"},
+            )
+        ],
+    ),
+    "pref": Panel(
+        "Preference optimisation",
+        {
+            "last step": "step",
+            "last loss": "loss",
+            "reward accuracy": "rewards/accuracies",
+            "reward margin": "rewards/margins",
+        },
+        [
+            ("Preference loss", "loss", {"loss": "loss", "held-out": "heldout_loss"}),
+            ("Reward accuracy", "share of pairs", {"rewards/accuracies": "rewards/accuracies"}),
+            ("Reward margin", "margin", {"rewards/margins": "rewards/margins"}),
+            (
+                "Log-probabilities: chosen vs rejected",
+                "log p",
+                {"logps/chosen": "logps/chosen", "logps/rejected": "logps/rejected"},
+            ),
+        ],
+    ),
+}
+POST_STAGES = tuple(PANELS)
 
 
 def _series(rows: list[dict[str, Any]], key: str) -> list[tuple[Any, Any]]:
@@ -26,67 +68,26 @@ def _last(rows: list[dict[str, Any]], key: str) -> Any:
     return next((r[key] for r in reversed(rows) if key in r), None)
 
 
+def _panel(panel: Panel, rows: list[dict[str, Any]]) -> str:
+    charts = [
+        line_chart(
+            {legend: _series(rows, key) for legend, key in series.items()},
+            title=title,
+            x_label="step",
+            y_label=y_label,
+        )
+        for title, y_label, series in panel.charts
+    ]
+    last = {label: _last(rows, key) for label, key in panel.last.items()}
+    charts_html = "".join(charts)
+    return f'<h3>{panel.heading}</h3>{kv_table(last)}<div class="charts">{charts_html}</div>'
+
+
 def post_training_section(run: RunDir) -> Section:
     """Charts of every post-training stage that logged a row."""
     rows, _ = read_metrics(run.metrics) if run.metrics.is_file() else ([], 0)
     by_stage = {s: [r for r in rows if r.get("stage") == s] for s in POST_STAGES}
     if not any(by_stage.values()):
         return Section("post-training", "Post-training", missing("an sft or pref row"), False)
-    body = ""
-    sft = by_stage["sft"]
-    if sft:
-        body += "<h3>SFT</h3>" + kv_table(
-            {
-                "last step": _last(sft, "step"),
-                "last loss": _last(sft, "loss"),
-                "last held-out chat loss": _last(sft, "heldout_loss"),
-            }
-        )
-        chart = line_chart(
-            {"loss": _series(sft, "loss"), "held-out chat loss": _series(sft, "heldout_loss")},
-            title="SFT loss (assistant tokens)",
-            x_label="step",
-            y_label="loss",
-        )
-        body += f'<div class="charts">{chart}</div>'
-    pref = by_stage["pref"]
-    if pref:
-        body += "<h3>Preference optimisation</h3>" + kv_table(
-            {
-                "last step": _last(pref, "step"),
-                "last loss": _last(pref, "loss"),
-                "reward accuracy": _last(pref, "rewards/accuracies"),
-                "reward margin": _last(pref, "rewards/margins"),
-            }
-        )
-        charts = [
-            line_chart(
-                {"loss": _series(pref, "loss"), "held-out": _series(pref, "heldout_loss")},
-                title="Preference loss",
-                x_label="step",
-                y_label="loss",
-            ),
-            line_chart(
-                {"rewards/accuracies": _series(pref, "rewards/accuracies")},
-                title="Reward accuracy",
-                x_label="step",
-                y_label="share of pairs",
-            ),
-            line_chart(
-                {"rewards/margins": _series(pref, "rewards/margins")},
-                title="Reward margin",
-                x_label="step",
-                y_label="margin",
-            ),
-            line_chart(
-                {
-                    "logps/chosen": _series(pref, "logps/chosen"),
-                    "logps/rejected": _series(pref, "logps/rejected"),
-                },
-                title="Log-probabilities: chosen vs rejected",
-                x_label="step",
-                y_label="log p",
-            ),
-        ]
-        body += f'<div class="charts">{"".join(charts)}</div>'
+    body = "".join(_panel(PANELS[s], by_stage[s]) for s in POST_STAGES if by_stage[s])
     return Section("post-training", "Post-training", body)

@@ -2,15 +2,10 @@
 
 A split's shards, in index order, form one token stream. It is cut into windows of
 ``seq_len + 1`` tokens starting every ``seq_len`` tokens (neighbours share one token),
-so every token but the first is a target exactly once per epoch. The training loader
-visits the windows of epoch ``e`` in a permutation seeded by ``(seed, e)``; a batch
-may run over into the next epoch. Its position is ``(epoch, index)``, which
-``state()`` / ``load_state()`` save and restore, so a resumed run draws exactly the
-batch the interrupted one would have drawn next. The held-out loader is unshuffled.
-
-Under data parallelism every rank walks the same global order and keeps only its own
-rows, ``[rank * B / world, (rank + 1) * B / world)`` of each global batch of B; the
-position is the global one, so a checkpoint resumes at any world size.
+so every token but the first is a target exactly once per epoch. The loaders visit
+the windows in an ``Order`` (``superlab.train.order``): a permutation per epoch seeded by
+``(seed, e)`` (the held-out loader's is unshuffled), a resumable position ``(epoch,
+index)``, and under data parallelism each rank's own rows of every global batch.
 
 With ``documents=True`` each batch also carries ``doc_ids_BT``: for every input token,
 the index of its document within the row (0 for the document the window starts in),
@@ -38,6 +33,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
+from superlab.train.order import Order, Ordered, rank_rows
+
 if TYPE_CHECKING:
     from superlab.config.data import DataConfig
     from superlab.config.train import TrainConfig
@@ -59,7 +56,7 @@ class Batch(NamedTuple):
     doc_ids_BT: torch.Tensor | None
 
 
-class TokenLoader:
+class TokenLoader(Ordered):
     """Memory-mapped windows of one split; shuffled per epoch or in order."""
 
     def __init__(
@@ -76,11 +73,6 @@ class TokenLoader:
         world_size: int = 1,
         source: str | None = None,
     ) -> None:
-        if batch_size % world_size:
-            raise ValueError(
-                f"train.batch_size ({batch_size}) must be a multiple of the world size "
-                f"({world_size}): each rank takes an equal share of the global batch"
-            )
         shards_dir = Path(shards_dir)
         index = read_index(shards_dir)
         dtype = np.dtype(index["dtype"]).newbyteorder("<")
@@ -92,13 +84,8 @@ class TokenLoader:
         lengths = [len(s) for s in self.shards]
         self.offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
         self.doc_starts = _doc_starts(shards_dir, entries, self.offsets) if documents else None
-        self.rank, self.world_size = rank, world_size
-        self.local_rows = range(
-            rank * batch_size // world_size, (rank + 1) * batch_size // world_size
-        )
         self.num_tokens = int(self.offsets[-1])
-        self.split, self.batch_size, self.seq_len = split, batch_size, seq_len
-        self.seed, self.shuffle = seed, shuffle
+        self.split, self.seq_len = split, seq_len
         self.num_windows = max(0, (self.num_tokens - 1) // seq_len)
         if self.num_windows == 0:
             of = "" if source is None else f" of source {source!r}"
@@ -106,30 +93,14 @@ class TokenLoader:
                 f"split {split!r}{of} has {self.num_tokens} tokens, fewer than one window of "
                 f"seq_len + 1 = {seq_len + 1}; lower train.seq_len or add data"
             )
-        self.epoch, self.index = 0, 0
-        self._order_epoch, self._order_W = -1, np.empty(0, dtype=np.int64)
-
-    def state(self) -> dict[str, int]:
-        """The position of the next window: ``{"epoch", "index"}``."""
-        return {"epoch": self.epoch, "index": self.index}
-
-    def load_state(self, state: dict[str, int]) -> None:
-        """Continue from a position ``state()`` returned."""
-        self.epoch, self.index = int(state["epoch"]), int(state["index"])
-
-    def reset(self) -> None:
-        """Back to the first window of epoch 0."""
-        self.load_state({"epoch": 0, "index": 0})
-
-    def _order(self, epoch: int) -> np.ndarray:
-        if epoch != self._order_epoch:
-            if self.shuffle:
-                rng = np.random.default_rng([self.seed, epoch])
-                self._order_W = rng.permutation(self.num_windows)
-            else:
-                self._order_W = np.arange(self.num_windows)
-            self._order_epoch = epoch
-        return self._order_W
+        self.order = Order(
+            self.num_windows,
+            batch_size,
+            seed=seed,
+            shuffle=shuffle,
+            rank=rank,
+            world_size=world_size,
+        )
 
     def _tokens(self, start: int, length: int) -> np.ndarray:
         """``length`` tokens of the concatenated stream from ``start`` (may span shards)."""
@@ -156,13 +127,7 @@ class TokenLoader:
 
     def next_batch(self) -> Batch:
         """This rank's rows of the next global batch; int64, ``y`` = ``x`` shifted by one."""
-        windows = []
-        for row in range(self.batch_size):
-            if self.index == self.num_windows:
-                self.epoch, self.index = self.epoch + 1, 0
-            if row in self.local_rows:
-                windows.append(int(self._order(self.epoch)[self.index]))
-            self.index += 1
+        windows = self.order.next_indices()
         batch_BT1 = torch.from_numpy(np.stack([self.window(w) for w in windows]))
         doc_ids_BT = None
         if self.doc_starts is not None:
@@ -251,11 +216,7 @@ class MixtureLoader:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        if batch_size % world_size:
-            raise ValueError(
-                f"train.batch_size ({batch_size}) must be a multiple of the world size "
-                f"({world_size}): each rank takes an equal share of the global batch"
-            )
+        self.local_rows = rank_rows(batch_size, rank, world_size)
         index = read_index(shards_dir)
         tagged = {s.get("source") for s in index["splits"].get("train", [])}
         if missing := sorted(set(mixture.weights) - tagged):
@@ -278,9 +239,6 @@ class MixtureLoader:
             for k, name in enumerate(mixture.weights)
             if mixture.weights[name] > 0
         }
-        self.local_rows = range(
-            rank * batch_size // world_size, (rank + 1) * batch_size // world_size
-        )
         self.num_tokens = sum(ld.num_tokens for ld in self.loaders.values())
         self.num_windows = sum(ld.num_windows for ld in self.loaders.values())
         self.draws = 0
@@ -309,8 +267,7 @@ class MixtureLoader:
         return {
             "draws": self.draws,
             "sources": {
-                name: {"epoch": ld.epoch, "index": ld.index, "windows": ld.num_windows}
-                for name, ld in self.loaders.items()
+                name: {**ld.state(), "windows": ld.num_windows} for name, ld in self.loaders.items()
             },
             "seq_len": self.seq_len,
         }
@@ -343,11 +300,9 @@ class MixtureLoader:
         for row in range(self.batch_size):
             ld = self.loaders[self.sampler(self.draws)]
             self.draws += 1
-            if ld.index == ld.num_windows:
-                ld.epoch, ld.index = ld.epoch + 1, 0
+            w = ld.order.next_index()
             if row in self.local_rows:
-                picked.append((ld, int(ld._order(ld.epoch)[ld.index])))
-            ld.index += 1
+                picked.append((ld, w))
         batch_BT1 = torch.from_numpy(np.stack([ld.window(w) for ld, w in picked]))
         doc_ids_BT = None
         if all(ld.doc_starts is not None for ld, _ in picked):

@@ -179,45 +179,19 @@ class Trainer:
 
     def _shard_loaders(self, run_dir: RunDir, tc: TrainConfig, rank: int, size: int) -> None:
         """Pre-training's batches: the train windows (or mixture) and the held-out windows."""
+        shards, shape = run_dir.shards, (tc.batch_size, tc.seq_len)
+        kw: dict[str, Any] = {"documents": tc.document_mask, "rank": rank, "world_size": size}
         try:
             mixture = Mixture.from_config(self.recipe.data, tc)  # data.sources: by weight
-            self.loader = (
-                TokenLoader(
-                    run_dir.shards,
-                    "train",
-                    tc.batch_size,
-                    tc.seq_len,
-                    seed=tc.seed,
-                    documents=tc.document_mask,
-                    rank=rank,
-                    world_size=size,
-                )
-                if mixture is None
-                else MixtureLoader(
-                    run_dir.shards,
-                    mixture,
-                    tc.batch_size,
-                    tc.seq_len,
-                    seed=tc.seed,
-                    documents=tc.document_mask,
-                    rank=rank,
-                    world_size=size,
-                )
-            )
+            if mixture is None:
+                self.loader = TokenLoader(shards, "train", *shape, seed=tc.seed, **kw)
+            else:
+                self.loader = MixtureLoader(shards, mixture, *shape, seed=tc.seed, **kw)
         except ValueError as e:
             raise StageError(str(e)) from None
         self.heldout = None
         try:
-            self.heldout = TokenLoader(
-                run_dir.shards,
-                "heldout",
-                tc.batch_size,
-                tc.seq_len,
-                shuffle=False,
-                documents=tc.document_mask,
-                rank=rank,
-                world_size=size,
-            )
+            self.heldout = TokenLoader(shards, "heldout", *shape, shuffle=False, **kw)
         except ValueError as e:
             self.log.warning("no held-out loss: %s", e)
 

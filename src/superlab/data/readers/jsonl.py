@@ -99,14 +99,7 @@ def parse_line(
         return bad("read:empty", f"field '{text_field}' is empty")
     if _SURROGATE.search(raw) and not _utf8_safe(text, obj):
         return bad("read:bad_utf8", "lone surrogate escape (not encodable as UTF-8)")
-    doc_id = obj.pop(id_field, None) if id_field else None
-    return Document(
-        id=f"{stem}:{lineno}" if doc_id is None else str(doc_id),
-        text=text,
-        metadata=obj,
-        source=source,
-        offset=lineno,
-    )
+    return Document.from_record(text, obj, id_field, source, stem, lineno)
 
 
 def _utf8_safe(text: str, obj: dict[str, Any]) -> bool:

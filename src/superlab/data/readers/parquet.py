@@ -85,11 +85,4 @@ def _row(
         return BadRecord(source, row, "read:empty", f"column '{text_field}' is null or empty")
     if len(text.encode("utf-8", "surrogatepass")) > max_doc_bytes:
         return BadRecord(source, row, "read:giant", f"text over {max_doc_bytes} bytes")
-    doc_id = rec.pop(id_field, None) if id_field else None
-    return Document(
-        id=f"{stem}:{row}" if doc_id is None else str(doc_id),
-        text=text,
-        metadata=rec,
-        source=source,
-        offset=row,
-    )
+    return Document.from_record(text, rec, id_field, source, stem, row)

@@ -14,6 +14,18 @@ _GLOB_CHARS = frozenset("*?[")
 _SUFFIXES = (".gz", ".zst", ".jsonl", ".ndjson", ".json", ".parquet", ".warc", ".wet", ".wat")
 
 
+def shard_of(name: str, kind: str, what: str, shards: int) -> tuple[int, int]:
+    """``(i, n)`` of the virtual input ``kind:i/n``; a ``DataError`` naming ``what`` if not one."""
+    head, _, shard = name.partition(":")
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+    except ValueError:  # not two whole numbers
+        i = n = 0
+    if head != kind or not 0 <= i < n:
+        raise DataError(f"{name!r} is not a {what} like '{kind}:0/{shards}'")
+    return i, n
+
+
 def expand_paths(paths: list[str]) -> list[Path]:
     """Files named by ``paths`` in the given order, each glob's matches sorted, duplicates once."""
     found: dict[Path, None] = {}  # an ordered set

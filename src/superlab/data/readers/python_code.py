@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import sys
 import sysconfig
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from superlab.config.data import SourceConfig
 from superlab.data.document import BadRecord, Document
-from superlab.data.errors import DataError
-from superlab.data.readers.paths import expand_paths
+from superlab.data.readers.paths import expand_paths, shard_of
 
 SHARDS = 4
 LICENSE = "PSF-2.0"  # the Python Software Foundation License, version 2
+ToDoc = Callable[[Path, str, str], Document | BadRecord]  # (file, name, text) -> a document
 # Directory names left out of the standard library: test suites, installed packages, caches.
 SKIP_DIRS = frozenset(
     {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__", "_bundled"}
@@ -58,12 +58,7 @@ def virtual_inputs(kind: str, shards: int = SHARDS) -> list[str]:
 
 def shard_slice(name: str, kind: str, n_items: int) -> range:
     """The item positions of the virtual input ``name`` (``kind:i/n``)."""
-    try:
-        head, _, shard = name.partition(":")
-        i, n = (int(x) for x in shard.split("/"))
-        assert head == kind and 0 <= i < n
-    except (ValueError, AssertionError):
-        raise DataError(f"{name!r} is not a shard name like '{kind}:0/{SHARDS}'") from None
+    i, n = shard_of(name, kind, "shard name", SHARDS)
     per = -(-n_items // n)  # ceil
     return range(i * per, min((i + 1) * per, n_items))
 
@@ -79,17 +74,26 @@ def read_text_file(path: Path, max_bytes: int) -> str | BadRecord:
         return BadRecord(str(path), 0, "read:bad_utf8", str(e))
 
 
-def read_python_code(name: str, cfg: SourceConfig) -> Iterator[Document | BadRecord]:
-    """One virtual input of a ``python_code`` source: a document per file."""
+def read_files(
+    name: str, kind: str, cfg: SourceConfig, to_doc: ToDoc
+) -> Iterator[Document | BadRecord]:
+    """``to_doc(file, name, text)`` for each file of the virtual input ``name``, in order;
+    a file that cannot be read is its ``BadRecord``."""
     files = python_files(cfg)
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    for k in shard_slice(name, "python_code", len(files)):
+    for k in shard_slice(name, kind, len(files)):
         path, rel = files[k]
         text = read_text_file(path, cfg.max_doc_bytes)
-        if isinstance(text, BadRecord):
-            yield text
-            continue
+        yield text if isinstance(text, BadRecord) else to_doc(path, rel, text)
+
+
+def read_python_code(name: str, cfg: SourceConfig) -> Iterator[Document | BadRecord]:
+    """One virtual input of a ``python_code`` source: a document per file."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+    def to_doc(path: Path, rel: str, text: str) -> Document:
         meta = {"path": rel, "lang": "python"}
         if not cfg.paths:
             meta |= {"license": LICENSE, "python": version}
-        yield Document(f"python_code:{rel}", text, meta, str(path), 0)
+        return Document(f"python_code:{rel}", text, meta, str(path), 0)
+
+    return read_files(name, "python_code", cfg, to_doc)

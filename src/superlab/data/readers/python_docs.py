@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import ast
 from collections.abc import Iterator
+from pathlib import Path
 
 from superlab.config.data import SourceConfig
 from superlab.data.document import BadRecord, Document
-from superlab.data.readers.python_code import (
-    LICENSE,
-    python_files,
-    read_text_file,
-    shard_slice,
-)
+from superlab.data.readers.python_code import LICENSE, read_files
 
 DefNode = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
@@ -54,24 +50,19 @@ def module_name(rel: str) -> str:
 
 def read_python_docs(name: str, cfg: SourceConfig) -> Iterator[Document | BadRecord]:
     """One virtual input of a ``python_docs`` source: a document per module with docstrings."""
-    files = python_files(cfg)
-    for k in shard_slice(name, "python_docs", len(files)):
-        path, rel = files[k]
-        source = read_text_file(path, cfg.max_doc_bytes)
-        if isinstance(source, BadRecord):
-            yield source
-            continue
+
+    def to_doc(path: Path, rel: str, source: str) -> Document | BadRecord:
         module = module_name(rel)
         try:
             found = docstrings(source, module)
         except (SyntaxError, ValueError) as e:
-            yield BadRecord(str(path), 0, "read:syntax_error", str(e))
-            continue
+            return BadRecord(str(path), 0, "read:syntax_error", str(e))
         if not found:
-            yield BadRecord(str(path), 0, "read:no_docstrings", module)
-            continue
+            return BadRecord(str(path), 0, "read:no_docstrings", module)
         text = "\n\n".join(f"{qual}\n\n{doc}" for qual, doc in found)
         meta = {"module": module, "docstrings": len(found)}
         if not cfg.paths:
             meta["license"] = LICENSE
-        yield Document(f"python_docs:{module}", text, meta, str(path), 0)
+        return Document(f"python_docs:{module}", text, meta, str(path), 0)
+
+    return read_files(name, "python_docs", cfg, to_doc)

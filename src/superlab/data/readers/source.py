@@ -17,7 +17,7 @@ from superlab.config.recipe import SourceConfig
 from superlab.data.document import BadRecord, Document
 from superlab.data.errors import DataError
 from superlab.data.readers.jsonl import read_jsonl_file
-from superlab.data.readers.paths import expand_paths
+from superlab.data.readers.paths import expand_paths, shard_of
 
 WIKI_DEMO = "wiki_demo"
 WIKI_DEMO_SHARDS = 4  # virtual shards of the demo corpus, so it runs in parallel too
@@ -90,13 +90,7 @@ def read_input(
 def _wiki_demo_shard(name: str, cfg: SourceConfig) -> Iterator[Document]:
     from superlab.data.corpus.wiki_demo import iter_wiki_demo
 
-    try:
-        kind, _, shard = name.partition(":")
-        i, n = (int(x) for x in shard.split("/"))
-        assert kind == WIKI_DEMO and 0 <= i < n
-    except (ValueError, AssertionError):
-        raise DataError(f"{name!r} is not a demo shard name like '{WIKI_DEMO}:0/4'") from None
-    yield from iter_wiki_demo(cfg, shard=(i, n))
+    yield from iter_wiki_demo(cfg, shard=shard_of(name, WIKI_DEMO, "demo shard name", 4))
 
 
 def read_source_records(

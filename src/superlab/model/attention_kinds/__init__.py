@@ -1,8 +1,9 @@
 """Attention kinds, one module each, registered by name (``get_kind(cfg.kind)``).
 
 Shape of a kind (``base.AttentionKind``): ``visible`` (the rule), ``first_needed`` /
-``bound`` (the KV cache), ``keys_seen`` / ``select_flops`` (FLOPs), ``attend`` /
-``decode`` (the kernels), ``segment`` (chunk edges), ``needs`` (required config fields).
+``bound`` (the KV cache), ``keys_seen`` / ``select_flops`` (FLOPs), ``kernel`` (a faster
+training kernel, run by ``attend``; ``decode`` is the cached step, replaying ``attend`` for
+a kind that ``chooses_keys``), ``segment`` (chunk edges), ``needs`` (required config fields).
 Shipped: ``full``, ``sliding``, ``chunked``, ``sparse``. A new kind is one module with an
 ``AttentionKind`` subclass and ``register_kind(Kind())``; a shipped one is also imported
 below and named in ``superlab.config.attention_kinds.KIND_NEEDS`` (so a recipe naming it

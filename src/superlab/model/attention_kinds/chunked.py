@@ -7,6 +7,7 @@ sees ``t mod c + 1`` keys.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from superlab.model.attention_kinds.base import AttentionKind, triangle
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     import torch
 
     from superlab.config.recipe import AttentionConfig
+    from superlab.model.attention_kinds.base import Kernel
 
 
 def _chunk(cfg: AttentionConfig) -> int:
@@ -47,17 +49,12 @@ class Chunked(AttentionKind):
     def segment(self, cfg: AttentionConfig) -> int | None:
         return _chunk(cfg)
 
-    def attend(
-        self,
-        cfg: AttentionConfig,
-        q_BHTC: torch.Tensor,
-        k_BGTC: torch.Tensor,
-        v_BGTC: torch.Tensor,
-        doc_ids_BT: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def kernel(
+        self, cfg: AttentionConfig, T: int, doc_ids_BT: torch.Tensor | None
+    ) -> Kernel | None:
         from superlab.model.attention_kinds import kernels
 
-        return kernels.chunked_attention(q_BHTC, k_BGTC, v_BGTC, _chunk(cfg), doc_ids_BT)
+        return partial(kernels.chunked_attention, chunk=_chunk(cfg), doc_ids_BT=doc_ids_BT)
 
 
 register_kind(Chunked())

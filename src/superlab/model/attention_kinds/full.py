@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from superlab.model.attention_kinds.base import AttentionKind, triangle
@@ -11,6 +12,7 @@ if TYPE_CHECKING:
     import torch
 
     from superlab.config.recipe import AttentionConfig
+    from superlab.model.attention_kinds.base import Kernel
 
 
 class Full(AttentionKind):
@@ -24,19 +26,14 @@ class Full(AttentionKind):
     def keys_seen(self, cfg: AttentionConfig, seq_len: int) -> int:
         return triangle(seq_len)  # (T + 1) / 2 per query: PaLM's "halved" causal term
 
-    def attend(
-        self,
-        cfg: AttentionConfig,
-        q_BHTC: torch.Tensor,
-        k_BGTC: torch.Tensor,
-        v_BGTC: torch.Tensor,
-        doc_ids_BT: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def kernel(
+        self, cfg: AttentionConfig, T: int, doc_ids_BT: torch.Tensor | None
+    ) -> Kernel | None:
         if doc_ids_BT is not None:  # packed documents: the explicit mask
-            return super().attend(cfg, q_BHTC, k_BGTC, v_BGTC, doc_ids_BT)
+            return None
         from superlab.model.attention_kinds import kernels
 
-        return kernels.sdpa(q_BHTC, k_BGTC, v_BGTC, None)  # None: the is_causal fast path
+        return partial(kernels.sdpa, mask=None)  # None: the is_causal fast path
 
 
 register_kind(Full())

@@ -6,6 +6,7 @@ and a query sees ``min(t + 1, w)`` keys.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from superlab.model.attention_kinds.base import AttentionKind, triangle
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
     import torch
 
     from superlab.config.recipe import AttentionConfig
+    from superlab.model.attention_kinds.base import Kernel
 
 
 def _window(cfg: AttentionConfig) -> int:
@@ -41,19 +43,14 @@ class Sliding(AttentionKind):
     def bound(self, cfg: AttentionConfig) -> int | None:
         return _window(cfg)
 
-    def attend(
-        self,
-        cfg: AttentionConfig,
-        q_BHTC: torch.Tensor,
-        k_BGTC: torch.Tensor,
-        v_BGTC: torch.Tensor,
-        doc_ids_BT: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def kernel(
+        self, cfg: AttentionConfig, T: int, doc_ids_BT: torch.Tensor | None
+    ) -> Kernel | None:
         from superlab.model.attention_kinds import kernels
 
-        if q_BHTC.shape[2] <= kernels.MASKED_MAX_T:  # short: the mask, one SDPA call
-            return super().attend(cfg, q_BHTC, k_BGTC, v_BGTC, doc_ids_BT)
-        return kernels.sliding_attention(q_BHTC, k_BGTC, v_BGTC, _window(cfg), doc_ids_BT)
+        if T <= kernels.MASKED_MAX_T:  # short: the mask, one SDPA call
+            return None
+        return partial(kernels.sliding_attention, window=_window(cfg), doc_ids_BT=doc_ids_BT)
 
 
 register_kind(Sliding())

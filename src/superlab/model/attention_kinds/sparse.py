@@ -20,6 +20,7 @@ C head dim.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from superlab.model.attention_kinds.base import AttentionKind, triangle
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     import torch
 
     from superlab.config.recipe import AttentionConfig, ModelConfig
+    from superlab.model.attention_kinds.base import Kernel
 
 
 def _sum_min(n: int, cap: int) -> int:
@@ -58,6 +60,7 @@ class Sparse(AttentionKind):
     """Block-sparse attention: local blocks plus the top-k older blocks per query."""
 
     name = "sparse"
+    chooses_keys = True
 
     def visible(self, cfg: AttentionConfig, t: Any, s: Any) -> Any:
         return s <= t  # the causal bound; which blocks are seen depends on the keys
@@ -71,58 +74,19 @@ class Sparse(AttentionKind):
         scored = 2 * model.n_heads * C * sparse_counts(cfg, seq_len)[1]
         return (pooled + scored) / seq_len
 
-    def attend(
-        self,
-        cfg: AttentionConfig,
-        q_BHTC: torch.Tensor,
-        k_BGTC: torch.Tensor,
-        v_BGTC: torch.Tensor,
-        doc_ids_BT: torch.Tensor | None,
-    ) -> torch.Tensor:
+    def kernel(
+        self, cfg: AttentionConfig, T: int, doc_ids_BT: torch.Tensor | None
+    ) -> Kernel | None:
         from superlab.model.attention_kinds import kernels
 
-        P, top_k, local = cfg.block_size, cfg.top_k_blocks, cfg.local_blocks
-        if q_BHTC.shape[2] <= kernels.MASKED_MAX_T:  # short: the chosen blocks as one mask
-            idx_BHTK = kernels.select_blocks(q_BHTC, k_BGTC, P, top_k, local, doc_ids_BT)
-            mask = kernels.sparse_mask(idx_BHTK, P, local, doc_ids_BT)
-            return kernels.sdpa(q_BHTC, k_BGTC, v_BGTC, mask)
-        return kernels.sparse_attention(q_BHTC, k_BGTC, v_BGTC, P, top_k, local, doc_ids_BT)
-
-    def decode(
-        self,
-        cfg: AttentionConfig,
-        q_BHTC: torch.Tensor,
-        k_BGSC: torch.Tensor,
-        v_BGSC: torch.Tensor,
-        pos_BT: torch.Tensor,
-        pos_BS: torch.Tensor,
-    ) -> torch.Tensor:
-        """The T newest queries against every cached key (the cache keeps them all).
-
-        A query's output depends only on itself and the keys up to it (its block choice uses
-        complete older blocks), so padding the earlier query rows with zeros and keeping the
-        last T rows gives exactly the full forward's outputs. Rows of different lengths (or
-        with padding) run one at a time on their own keys, positions 0..n-1.
-        """
-        import torch
-
-        B, H, T, C = q_BHTC.shape
-        S = k_BGSC.shape[2]
-        if bool((pos_BS >= 0).all()) and bool((pos_BT >= 0).all()):
-            q_BHSC = torch.cat([q_BHTC.new_zeros(B, H, S - T, C), q_BHTC], dim=2)
-            return self.attend(cfg, q_BHSC, k_BGSC, v_BGSC, None)[:, :, S - T :]
-        out_BHTC = torch.zeros_like(q_BHTC)
-        for b in range(B):
-            keys_S, queries_T = pos_BS[b] >= 0, pos_BT[b] >= 0
-            n, t = int(keys_S.sum()), int(queries_T.sum())
-            if t == 0:
-                continue
-            q_1HnC = q_BHTC.new_zeros(1, H, n, C)
-            q_1HnC[:, :, n - t :] = q_BHTC[b : b + 1, :, queries_T]
-            k_1GnC, v_1GnC = k_BGSC[b : b + 1, :, keys_S], v_BGSC[b : b + 1, :, keys_S]
-            y_1HnC = self.attend(cfg, q_1HnC, k_1GnC, v_1GnC, None)
-            out_BHTC[b, :, queries_T] = y_1HnC[0, :, n - t :]
-        return out_BHTC
+        return partial(
+            kernels.sparse_attention,
+            block_size=cfg.block_size,
+            top_k_blocks=cfg.top_k_blocks,
+            local_blocks=cfg.local_blocks,
+            doc_ids_BT=doc_ids_BT,
+            masked=T <= kernels.MASKED_MAX_T,  # short: the chosen blocks as one mask
+        )
 
 
 register_kind(Sparse())

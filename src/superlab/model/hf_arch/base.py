@@ -18,7 +18,11 @@ from superlab.config.model import AttentionConfig, LayerSpec, ModelConfig, MoECo
 
 @dataclass(frozen=True)
 class HFArch:
-    """One architecture: its ``config.json`` names, defaults and field mapping both ways."""
+    """One architecture: its ``config.json`` names, defaults and field mapping both ways.
+
+    Each module builds its record as one row, the fields in this order:
+    ``ARCH = HFArch(name, hf_class, model_type, title, DEFAULTS, from_hf, to_hf)``.
+    """
 
     name: str  # ours, as ``export_hf(..., arch=name)`` takes it
     hf_class: str  # config.json ``architectures[0]``
@@ -83,3 +87,11 @@ def refuse_set(cfg: ModelConfig, arch: str, names: tuple[str, ...]) -> None:
 def moe_checks(moe: MoEConfig, **wanted: Any) -> dict[str, tuple[Any, Any]]:
     """``moe.<field>: (value, wanted)`` for ``require``."""
     return {f"moe.{k}": (getattr(moe, k), v) for k, v in wanted.items()}
+
+
+def require_moe(cfg: ModelConfig, title: str, **wanted: Any) -> MoEConfig:
+    """``cfg.moe``; refuses a dense model, and the first ``moe.<field>`` not as ``wanted``."""
+    if cfg.moe is None:
+        raise ValueError(f"moe is None: {title} needs an MoE config")
+    require(title, moe_checks(cfg.moe, **wanted))
+    return cfg.moe

@@ -33,12 +33,4 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
     return {"mlp_bias": False}
 
 
-ARCH = HFArch(
-    name="llama",
-    hf_class="LlamaForCausalLM",
-    model_type="llama",
-    title="Llama",
-    defaults=DEFAULTS,
-    from_hf=from_hf,
-    to_hf=to_hf,
-)
+ARCH = HFArch("llama", "LlamaForCausalLM", "llama", "Llama", DEFAULTS, from_hf, to_hf)

@@ -18,16 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from superlab.config.model import LayerSpec, ModelConfig, MoEConfig, NopeTemperatureConfig
-from superlab.model.hf_arch.base import (
-    HFArch,
-    get,
-    kinds,
-    mlp_kinds,
-    moe_checks,
-    pattern,
-    refuse,
-    require,
-)
+from superlab.model.hf_arch.base import HFArch, get, kinds, mlp_kinds, pattern, refuse, require_moe
 
 TITLE = "Llama 4"
 # transformers' class defaults for fields a config.json may leave out.
@@ -132,17 +123,15 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
         hf |= {"floor_scale": int(temp.floor_scale), "attn_scale": temp.attn_scale}
     if moe is None:
         return hf
-    require(
+    require_moe(
+        cfg,
         TITLE,
-        moe_checks(
-            moe,
-            router="token_choice",
-            score_func="sigmoid",
-            norm_topk=False,
-            gate_on="input",
-            num_shared_experts=1,
-            capacity_factor=None,
-        ),
+        router="token_choice",
+        score_func="sigmoid",
+        norm_topk=False,
+        gate_on="input",
+        num_shared_experts=1,
+        capacity_factor=None,
     )
     return hf | {
         "intermediate_size": moe.expert_hidden or cfg.hidden,
@@ -153,12 +142,4 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
-ARCH = HFArch(
-    name="llama4",
-    hf_class="Llama4ForCausalLM",
-    model_type="llama4_text",
-    title=TITLE,
-    defaults=DEFAULTS,
-    from_hf=from_hf,
-    to_hf=to_hf,
-)
+ARCH = HFArch("llama4", "Llama4ForCausalLM", "llama4_text", TITLE, DEFAULTS, from_hf, to_hf)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from superlab.config.model import AttentionConfig, ModelConfig, MoEConfig
-from superlab.model.hf_arch.base import HFArch, kinds, moe_checks, refuse_set, require
+from superlab.model.hf_arch.base import HFArch, kinds, refuse_set, require_moe
 
 TITLE = "Mixtral"
 # transformers' class defaults for fields a config.json may leave out.
@@ -42,21 +42,16 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
     """The ``config.json`` fields only Mixtral has; refuses what it lacks."""
     refuse_set(cfg, "mixtral", ("layer_pattern", "qk_norm", "nope_temperature"))
     kind = kinds(cfg, "mixtral", ("full", "sliding"))[0]
-    moe = cfg.moe
-    if moe is None:
-        raise ValueError("moe is None: Mixtral needs an MoE config")
-    require(
+    moe = require_moe(
+        cfg,
         TITLE,
-        moe_checks(
-            moe,
-            every=1,
-            router="token_choice",
-            score_func="softmax",
-            norm_topk=True,
-            gate_on="output",
-            num_shared_experts=0,
-            capacity_factor=None,
-        ),
+        every=1,
+        router="token_choice",
+        score_func="softmax",
+        norm_topk=True,
+        gate_on="output",
+        num_shared_experts=0,
+        capacity_factor=None,
     )
     return {
         "intermediate_size": moe.expert_hidden or cfg.hidden,
@@ -67,12 +62,4 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
-ARCH = HFArch(
-    name="mixtral",
-    hf_class="MixtralForCausalLM",
-    model_type="mixtral",
-    title=TITLE,
-    defaults=DEFAULTS,
-    from_hf=from_hf,
-    to_hf=to_hf,
-)
+ARCH = HFArch("mixtral", "MixtralForCausalLM", "mixtral", TITLE, DEFAULTS, from_hf, to_hf)

@@ -18,11 +18,11 @@ from superlab.model.hf_arch.base import (
     get,
     kinds,
     mlp_kinds,
-    moe_checks,
     pattern,
     refuse,
     refuse_set,
     require,
+    require_moe,
 )
 
 TITLE = "Qwen3-MoE"
@@ -88,19 +88,14 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
         if spec.model_copy(update={"mlp": None}) != LayerSpec():
             raise ValueError(f"layer_pattern.{j} = {spec!r}: qwen3_moe varies only the MLP")
     kind = kinds(cfg, "qwen3_moe", ("full", "sliding"))[0]
-    moe = cfg.moe
-    if moe is None:
-        raise ValueError("moe is None: Qwen3-MoE needs an MoE config")
-    require(
+    moe = require_moe(
+        cfg,
         TITLE,
-        moe_checks(
-            moe,
-            router="token_choice",
-            score_func="softmax",
-            gate_on="output",
-            num_shared_experts=0,
-            capacity_factor=None,
-        ),
+        router="token_choice",
+        score_func="softmax",
+        gate_on="output",
+        num_shared_experts=0,
+        capacity_factor=None,
     )
     n = cfg.n_layers
     moe_layers = {i for i in range(n) if cfg.is_moe_layer(i)}
@@ -118,12 +113,4 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
     }
 
 
-ARCH = HFArch(
-    name="qwen3_moe",
-    hf_class="Qwen3MoeForCausalLM",
-    model_type="qwen3_moe",
-    title=TITLE,
-    defaults=DEFAULTS,
-    from_hf=from_hf,
-    to_hf=to_hf,
-)
+ARCH = HFArch("qwen3_moe", "Qwen3MoeForCausalLM", "qwen3_moe", TITLE, DEFAULTS, from_hf, to_hf)

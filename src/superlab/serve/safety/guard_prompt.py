@@ -52,23 +52,13 @@ from superlab.serve.safety.check import CATEGORIES
 log = logging.getLogger("superlab.serve.safety")
 
 # The names Llama Guard 3's prompt uses (model card, "Prompt format"; the checkpoints' chat
-# template). They are shorter than the hazard taxonomy's names in check.CATEGORIES ("Sex
+# template): the hazard taxonomy's names in check.CATEGORIES, but three are shorter ("Sex
 # Crimes" there is "Sex-Related Crimes"): the model was fine-tuned on these.
 PROMPT_NAMES = {
-    "S1": "Violent Crimes",
-    "S2": "Non-Violent Crimes",
+    **CATEGORIES,
     "S3": "Sex Crimes",
     "S4": "Child Exploitation",
-    "S5": "Defamation",
-    "S6": "Specialized Advice",
-    "S7": "Privacy",
-    "S8": "Intellectual Property",
-    "S9": "Indiscriminate Weapons",
-    "S10": "Hate",
     "S11": "Self-Harm",
-    "S12": "Sexual Content",
-    "S13": "Elections",
-    "S14": "Code Interpreter Abuse",
 }
 # Llama 3's special tokens around the prompt: each must be one token of the tokenizer.
 BEGIN, HEADER, END_HEADER, EOT = (
