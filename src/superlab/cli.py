@@ -252,14 +252,23 @@ def eval_(
 @app.command()
 def compare(
     results: Annotated[
-        list[Path], typer.Argument(help="Two or more eval.json files or run directories.")
+        list[Path],
+        typer.Argument(
+            help="Two or more eval.json files or run directories; or one run directory, "
+            "to compare its base, SFT and preference checkpoints."
+        ),
     ],
 ) -> None:
     """Compare eval results side by side; refuse (exit 2, saying what differs) when their
-    settings differ: eval data, prompt format, decoding, seeds."""
+    settings differ: eval data, prompt format, decoding, seeds. Given one run directory,
+    evaluate its newest base, SFT and preference checkpoints on the same held-out chat rows
+    and sums (held-out chat loss, pass@1, pass@k)."""
     from superlab.eval.compare import IncomparableError, load_result
     from superlab.eval.compare import compare as compare_results
 
+    if len(results) == 1:
+        _compare_checkpoints(results[0])
+        return
     names = [p.name if p.is_dir() else p.parent.name or str(p) for p in results]
     try:
         table = compare_results([load_result(p) for p in results], names)
@@ -271,6 +280,32 @@ def compare(
     out.print(shown)
     for section, absent in table.missing.items():
         out.print(f"{section}: not in {', '.join(absent)}, left out")
+
+
+def _compare_checkpoints(run_path: Path) -> None:
+    from superlab.common import RunDir, StageError
+    from superlab.post.compare import compare_checkpoints
+
+    try:
+        if not (run_path / "recipe.yaml").is_file():
+            raise StageError(f"{run_path}: not a run directory (no recipe.yaml); give two or more")
+        figures = compare_checkpoints(load_recipe(run_path / "recipe.yaml"), RunDir(run_path))
+    except (StageError, RecipeError, OSError) as e:
+        raise _fail(e, 2) from None
+    labels = list(figures)
+    shown = Table("figure", *labels)
+    first = figures[labels[0]]
+    k = first["arithmetic"]["samples"]
+    rows = [("checkpoint", lambda f: f["checkpoint"])]
+    if "heldout_chat_loss" in first:
+        rows.append(("held-out chat loss", lambda f: f"{f['heldout_chat_loss']:.4f}"))
+    rows += [
+        ("sums pass@1", lambda f: f"{f['arithmetic']['pass@1']:.3f}"),
+        (f"sums pass@{k}", lambda f: f"{f['arithmetic'][f'pass@{k}']:.3f}"),
+    ]
+    for name, cell in rows:
+        shown.add_row(name, *(cell(figures[label]) for label in labels))
+    out.print(shown)
 
 
 # `superlab serve`'s flags: the serve setting each overrides, and what it does. A flag has
@@ -329,18 +364,27 @@ def serve(
             "SUPERLAB_API_KEYS)."
         ),
     ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="With a run directory: base, sft or pref (that stage's newest checkpoint), "
+            "or step-N / STAGE/step-N. Default: the newest post-trained, else base."
+        ),
+    ] = None,
     **settings: Any,
 ) -> None:
     """Serve a model over an OpenAI-compatible HTTP API (see docs/serve.md). Settings come
     from the run's recipe.yaml (its serve section) when PATH is in a run; a flag overrides
     it. SIGTERM drains (serve.drain_timeout_s) and exits 0; if the engine dies the server
     exits 70 for a supervisor to restart it."""
+    from superlab.serve.load import named_checkpoint, serve_config
     from superlab.serve.load import serve as serve_model
-    from superlab.serve.load import serve_config
 
     policy = settings["policy"]
     overrides = {**settings, "policy": str(policy) if policy else None}
     try:
+        if checkpoint is not None:
+            path = named_checkpoint(path, checkpoint)
         cfg, sources = serve_config(path, overrides)
         for name, source in sorted(sources.items()):
             err.print(f"serve.{name} = {getattr(cfg, name)!r} (from {source})", highlight=False)

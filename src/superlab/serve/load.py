@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer
 
-from superlab.common.ckpt import latest_checkpoint, resolve_checkpoint
+from superlab.common.ckpt import latest_checkpoint, list_checkpoints, resolve_checkpoint
 from superlab.config.recipe import ServeConfig
 
 
@@ -37,6 +37,32 @@ def newest_checkpoint(run_or_ckpt: Path) -> Path:
         if found is not None:
             return found
     return resolve_checkpoint(run_or_ckpt)
+
+
+def named_checkpoint(run: Path, which: str) -> Path:
+    """``superlab serve RUN --checkpoint WHICH``: ``base`` (the newest pre-training
+    checkpoint), a post-training stage (``sft``, ``pref``: its newest), or one checkpoint,
+    ``step-N`` (pre-training) or ``STAGE/step-N``."""
+    root = run / "ckpt"
+    if not root.is_dir():
+        raise FileNotFoundError(f"--checkpoint needs a run directory; {run} has no ckpt/")
+    stages = ("base", *sorted(POST_STAGES))
+    stage, _, step = which.partition("/")
+    if stage.startswith("step-") and not step:
+        stage, step = "base", stage
+    if stage not in stages or (step and not step.startswith("step-")):
+        raise ValueError(
+            f"--checkpoint {which!r}: expected one of {', '.join(stages)}, step-N or STAGE/step-N"
+        )
+    where = root if stage == "base" else root / stage
+    found = where / step if step else latest_checkpoint(where)
+    if found is None or not (found / "state.json").is_file():  # none, or not complete
+        have = [p.name for _, p in list_checkpoints(where)]
+        raise FileNotFoundError(
+            f"--checkpoint {which!r}: no checkpoint at {found or where}"
+            + (f" (there: {', '.join(have)})" if have else "")
+        )
+    return found
 
 
 def load_served(path: str | Path) -> Served:
