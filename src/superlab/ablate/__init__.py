@@ -7,16 +7,11 @@ writes ``<runs-dir>/<grid>/ablation.json`` and ``report.html`` (``table``, ``rep
 
 from __future__ import annotations
 
-from typing import Any
+from superlab.common.lazy import lazy_exports
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("ablate", "expand"):
-        import importlib
-
-        module = "superlab.ablate.run" if name == "ablate" else "superlab.ablate.grid"
-        return getattr(importlib.import_module(module), name)
-    raise AttributeError(f"module 'superlab.ablate' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__, {"ablate": "superlab.ablate.run", "expand": "superlab.ablate.grid"}
+)
 
 
 __all__ = ["ablate", "expand"]

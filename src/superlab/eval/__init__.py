@@ -14,15 +14,9 @@ Modules: ``perplexity``, ``probes`` (recall, multi-hop, passkey; chunk relations
 
 from __future__ import annotations
 
-from typing import Any
+from superlab.common.lazy import lazy_exports
 
-
-def __getattr__(name: str) -> Any:
-    if name == "evaluate":  # imported on use: torch and the model load only then
-        from superlab.eval.stage import evaluate
-
-        return evaluate
-    raise AttributeError(f"module 'superlab.eval' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"evaluate": "superlab.eval.stage"})  # torch on use
 
 
 __all__ = ["evaluate"]

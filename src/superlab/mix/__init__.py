@@ -10,15 +10,9 @@ weights act in the training loader, so the data stage is done once.
 
 from __future__ import annotations
 
-from typing import Any
+from superlab.common.lazy import lazy_exports
 
-
-def __getattr__(name: str) -> Any:
-    if name in ("mix", "plan"):
-        import importlib
-
-        return getattr(importlib.import_module("superlab.mix.run"), name)
-    raise AttributeError(f"module 'superlab.mix' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"mix": "superlab.mix.run", "plan": "superlab.mix.run"})
 
 
 __all__ = ["mix", "plan"]

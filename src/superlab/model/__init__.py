@@ -17,22 +17,17 @@ Public API (torch is imported only when one of these is used):
 
 from __future__ import annotations
 
-from typing import Any
+from superlab.common.lazy import lazy_exports
 
-_LAZY = {
-    "Transformer": "superlab.model.transformer",
-    "ModelOutput": "superlab.model.transformer",
-    "save_model": "superlab.model.io",
-    "load_model": "superlab.model.io",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'superlab.model' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "Transformer": "superlab.model.transformer",
+        "ModelOutput": "superlab.model.transformer",
+        "save_model": "superlab.model.io",
+        "load_model": "superlab.model.io",
+    },
+)
 
 
 __all__ = ["ModelOutput", "Transformer", "load_model", "save_model"]

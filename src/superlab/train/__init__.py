@@ -17,21 +17,16 @@ See docs/train.md.
 
 from __future__ import annotations
 
-from typing import Any
+from superlab.common.lazy import lazy_exports
 
-_LAZY = {
-    "Trainer": "superlab.train.trainer",
-    "TokenLoader": "superlab.train.loader",
-    "lr_at": "superlab.train.schedule",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'superlab.train' has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__,
+    {
+        "Trainer": "superlab.train.trainer",
+        "TokenLoader": "superlab.train.loader",
+        "lr_at": "superlab.train.schedule",
+    },
+)
 
 
 __all__ = ["TokenLoader", "Trainer", "lr_at"]
