@@ -23,7 +23,7 @@ import torch
 
 from superlab.common.atomic import atomic_write_json, atomic_write_text
 from superlab.config.post import PrefConfig
-from superlab.data.chat import render_chat
+from superlab.data.chat import REPLY_STOPS, render_chat
 from superlab.post.start import Start
 from superlab.serve.generate import Generator
 from superlab.serve.sampling import SamplingParams
@@ -51,7 +51,9 @@ def sample_answers(
         render_chat([{"role": "user", "content": q}], add_generation_prompt=True) for q in questions
     ]
     params = [
-        SamplingParams(max_tokens=MAX_ANSWER_TOKENS, temperature=1.0, seed=seed + i)
+        SamplingParams(
+            max_tokens=MAX_ANSWER_TOKENS, temperature=1.0, seed=seed + i, stop=REPLY_STOPS
+        )
         for i in range(len(questions))
     ]
     return [c.text.strip() for c in gen.generate_many(prompts, params)]

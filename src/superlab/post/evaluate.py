@@ -16,7 +16,7 @@ from typing import Any
 import torch
 
 from superlab.common.atomic import atomic_write_json
-from superlab.data.chat import render_chat
+from superlab.data.chat import REPLY_STOPS, render_chat
 from superlab.serve.generate import Generator
 from superlab.serve.sampling import SamplingParams
 
@@ -47,7 +47,10 @@ def arithmetic_pass(
             prompts.append(prompt)
             params.append(
                 SamplingParams(
-                    max_tokens=MAX_ANSWER_TOKENS, temperature=1.0, seed=seed + i * 97 + s
+                    max_tokens=MAX_ANSWER_TOKENS,
+                    temperature=1.0,
+                    seed=seed + i * 97 + s,
+                    stop=REPLY_STOPS,  # the reply ends at its <|end|>
                 )
             )
     answers = [c.text.strip() for c in gen.generate_many(prompts, params)]

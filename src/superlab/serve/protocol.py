@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from superlab.data.chat import CHAT_TEMPLATE as CHAT_TEMPLATE  # app serves it
-from superlab.data.chat import END_OF_TURN
+from superlab.data.chat import REPLY_STOPS
 from superlab.data.chat import render_chat as _render_chat
 
 
@@ -210,7 +210,7 @@ class DetokenizeRequest(BaseModel):
 # The chat template is the one of ``superlab.data.chat`` (the model is trained on it): Jinja
 # for clients (``/tokenizer_info``; lm-eval renders it), Python for the server. A reply
 # ends at the end-of-turn token, or where the model starts another turn.
-CHAT_STOPS = (END_OF_TURN, "<|user|>", "<|system|>", "<|tool|>")
+CHAT_STOPS = REPLY_STOPS
 
 
 def render_chat(messages: list[dict[str, str]], add_generation_prompt: bool = True) -> str:

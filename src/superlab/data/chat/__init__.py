@@ -18,6 +18,7 @@ from superlab.data.chat.template import CHAT_TEMPLATE, ChatFormatError, check_me
 from superlab.data.chat.tokens import (
     CHAT_TOKENS,
     END_OF_TURN,
+    REPLY_STOPS,
     ROLE_TOKENS,
     ROLES,
     chat_token_ids,
@@ -28,6 +29,7 @@ __all__ = [
     "CHAT_TEMPLATE",
     "CHAT_TOKENS",
     "END_OF_TURN",
+    "REPLY_STOPS",
     "ROLES",
     "ROLE_TOKENS",
     "ChatFormatError",

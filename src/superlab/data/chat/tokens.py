@@ -8,6 +8,9 @@ ROLES = ("system", "user", "assistant", "tool")
 ROLE_TOKENS = tuple(f"<|{r}|>" for r in ROLES)
 END_OF_TURN = "<|end|>"
 CHAT_TOKENS = (*ROLE_TOKENS, END_OF_TURN)
+# Where a reply ends: its end of turn, or where the model starts another turn (as a stop
+# string, a special token is matched by its id: serve.text).
+REPLY_STOPS = (END_OF_TURN, "<|user|>", "<|system|>", "<|tool|>")
 
 
 def special_token(content: str) -> AddedToken:
