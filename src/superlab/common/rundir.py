@@ -134,6 +134,33 @@ def stored_recipe_changes(
         before = yaml.safe_load(run.recipe.read_text()) or {}
     except yaml.YAMLError as e:
         raise ValueError(f"{run.recipe}: unreadable ({e}); move the run directory aside") from None
+    before = _with_new_defaults(before)
     before = {k: v for k, v in before.items() if k not in ignore}
     now = {k: v for k, v in resolved.items() if k not in ignore}
     return recipe_changes(before, now)
+
+
+def _with_new_defaults(stored: Any) -> Any:
+    """A stored (resolved) recipe with the fields added to the schema since it was written
+    filled in with their defaults, so that upgrading superlab does not block a resume; every
+    stored value stays as written. Unchanged if it no longer validates (the diff says why)."""
+    from superlab.config.recipe import Recipe
+
+    if not isinstance(stored, dict):
+        return stored
+    try:
+        filled = Recipe.model_validate(stored).resolved()
+    except ValueError:
+        return stored
+    return _merge(filled, stored)
+
+
+def _merge(filled: dict[str, Any], stored: dict[str, Any]) -> dict[str, Any]:
+    """``stored`` with the keys only ``filled`` has, at every depth."""
+    out = dict(stored)
+    for key, value in filled.items():
+        if key not in stored:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(stored[key], dict):
+            out[key] = _merge(value, stored[key])
+    return out
