@@ -111,7 +111,7 @@ def run(
         str | None,
         typer.Option(
             help="Comma-separated subset of stages to run, in pipeline order: "
-            "data,train,sft,pref,eval,serve,plan,report (default: all)."
+            "data,train,sft,pref,rl,eval,serve,plan,report (default: all)."
         ),
     ] = None,
     runs_dir: RunsDirOpt = Path("runs"),
@@ -218,6 +218,7 @@ def _post_stage(name: str, about: str) -> None:
 
 _post_stage("sft", "supervised fine-tuning on chat rows")
 _post_stage("pref", "preference optimisation: DPO, IPO or SimPO")
+_post_stage("rl", "GRPO with verifiable rewards")
 
 
 @app.command("eval")
@@ -367,7 +368,7 @@ def serve(
     checkpoint: Annotated[
         str | None,
         typer.Option(
-            help="With a run directory: base, sft or pref (that stage's newest checkpoint), "
+            help="With a run directory: base, sft, pref or rl (that stage's newest checkpoint), "
             "or step-N / STAGE/step-N. Default: the newest post-trained, else base."
         ),
     ] = None,

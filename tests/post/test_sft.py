@@ -113,7 +113,7 @@ def test_an_unknown_init_is_refused_in_one_line(tmp_path):
     data = write_jsonl(tmp_path / "sft.jsonl", chat_rows())
     recipe = sft_recipe([str(data)])
     recipe.sft.init = str(tmp_path / "nowhere")
-    with pytest.raises(Exception, match="is not 'run', 'sft', a Hugging Face folder"):
+    with pytest.raises(Exception, match="is not 'run', 'sft', 'pref', 'rl', a Hugging Face folder"):
         run(StageContext(recipe=recipe, run=run_dir))
 
 

@@ -32,6 +32,8 @@ def test_a_stage_gives_its_newest_complete_checkpoint(run: Path) -> None:
     assert named_checkpoint(run, "base") == run / "ckpt" / "step-300"
     assert named_checkpoint(run, "sft") == run / "ckpt" / "sft" / "step-90"
     assert named_checkpoint(run, "pref") == run / "ckpt" / "pref" / "step-20"
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        named_checkpoint(run, "rl")  # a stage that has not run
 
 
 def test_one_step_by_name(run: Path) -> None:

@@ -36,6 +36,7 @@ from superlab.config.model import (
 from superlab.config.plan import PlanConfig
 from superlab.config.post import PrefConfig, SFTConfig
 from superlab.config.probes import ProbeSpec
+from superlab.config.rl import RewardSpec, RLConfig
 from superlab.config.section import FieldError, Section
 from superlab.config.serve import ServeConfig
 from superlab.config.tokenizer import TokenizerConfig
@@ -63,8 +64,10 @@ __all__ = [
     "ProbeEvalConfig",
     "ProbeMixConfig",
     "ProbeSpec",
+    "RLConfig",
     "Recipe",
     "RecipeError",
+    "RewardSpec",
     "RopeScalingConfig",
     "SFTConfig",
     "Section",
@@ -90,6 +93,7 @@ class Recipe(Section):
     plan: PlanConfig = Field(default_factory=PlanConfig)
     sft: SFTConfig | None = None  # post-training stages run only when their section is set
     pref: PrefConfig | None = None
+    rl: RLConfig | None = None
 
     @model_validator(mode="after")
     def _cross_section(self) -> Recipe:

@@ -12,4 +12,10 @@ is counted in the stage's summary. Modules: ``rows`` (JSONL/Parquet, rejects), `
 their examples, ``run``), ``sft_data`` and ``sft``, ``pref_data``, ``losses``, ``reference``
 (cached reference log-probabilities) and ``pref``, ``arithmetic`` (on-policy pairs from a
 verifiable task). Batches come in ``superlab.train.order.Order``. See docs/post-train.md.
+
+The ``rl`` stage (GRPO) has the same shape with a loader that generates its batches:
+``rl_data`` (prompts), ``rollout`` (G completions per prompt through the serve engine,
+scored), ``rewards`` (built-ins and TRL-signature functions), ``grpo`` (advantages, the
+clipped loss with k3 KL), ``rl`` (the stage), ``rl_eval`` (held-out pass@k) and ``tasks``
+(the shipped sums task).
 """

@@ -27,13 +27,16 @@ from superlab.post.sft_data import IGNORE, encode_row, pack
 from superlab.post.start import resolve_start, stage_ckpt
 
 # (label, post.start spec): the stages a run's checkpoints come from, in pipeline order.
-CHECKPOINTS = (("base", "run"), ("sft", "sft"), ("pref", "pref"))
+CHECKPOINTS = (("base", "run"), ("sft", "sft"), ("pref", "pref"), ("rl", "rl"))
 
 
 def available(run: RunDir) -> list[tuple[str, str]]:
     """The (label, spec) of every stage that left a complete checkpoint in ``run``."""
-    roots = {"run": run.ckpt, "sft": stage_ckpt(run, "sft"), "pref": stage_ckpt(run, "pref")}
-    return [(label, spec) for label, spec in CHECKPOINTS if latest_checkpoint(roots[spec])]
+
+    def root(spec: str) -> Path:
+        return run.ckpt if spec == "run" else stage_ckpt(run, spec)
+
+    return [(label, spec) for label, spec in CHECKPOINTS if latest_checkpoint(root(spec))]
 
 
 def chat_rows(recipe: Recipe, workdir: Path) -> list[str] | None:

@@ -34,6 +34,8 @@ def worker(recipe: Recipe, run: RunDir, stage: str) -> None:
     ctx = StageContext(recipe=recipe, run=run, log=logging.getLogger("superlab.rank"))
     if stage == "sft":
         from superlab.post.sft import run as run_stage
+    elif stage == "rl":
+        from superlab.post.rl import run as run_stage
     else:
         from superlab.post.pref import run as run_stage
     run_stage(ctx)

@@ -16,11 +16,12 @@ import torch
 from superlab.common import RunDir, StageContext, StageError
 from superlab.config.post import PrefConfig, SFTConfig
 from superlab.config.recipe import Recipe, TrainConfig
+from superlab.config.rl import RLConfig
 from superlab.post.examples import Examples
 from superlab.post.start import Start, resolve_start, save_tokenizer, stage_ckpt
 from superlab.train.order import Order
 
-C = TypeVar("C", SFTConfig, PrefConfig)
+C = TypeVar("C", SFTConfig, PrefConfig, RLConfig)
 
 
 class SectionStage(Generic[C]):

@@ -51,7 +51,7 @@ def resolve_start(spec: str, run: RunDir, field: str) -> Start:
     """The model ``spec`` names (see the module docstring); ``field`` names it in errors."""
     if spec == "run":
         return _superlab(run.ckpt, run.tokenizer, f"{field} 'run'", "run the train stage first")
-    if spec in ("sft", "pref"):
+    if spec in ("sft", "pref", "rl"):
         where = stage_ckpt(run, spec)
         return _superlab(where, where / TOKENIZER, f"{field} {spec!r}", f"run {spec} first")
     path = Path(spec)
@@ -61,8 +61,8 @@ def resolve_start(spec: str, run: RunDir, field: str) -> Start:
         other = RunDir(path)
         return _superlab(other.ckpt, other.tokenizer, f"{field} {spec!r}", "train it first")
     raise StageError(
-        f"{field}: {spec!r} is not 'run', 'sft', a Hugging Face folder (config.json) or a "
-        "superlab run directory (ckpt/)"
+        f"{field}: {spec!r} is not 'run', 'sft', 'pref', 'rl', a Hugging Face folder "
+        "(config.json) or a superlab run directory (ckpt/)"
     )
 
 

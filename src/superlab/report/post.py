@@ -3,7 +3,9 @@
 Post-training rows carry ``"stage"`` (``sft``, ``pref``); the training section shows the
 rows without one. SFT: loss and held-out chat loss (assistant tokens only) over steps.
 Preference optimisation: loss, reward accuracy, reward margin, and the chosen and
-rejected log-probabilities over steps, under TRL's metric names.
+rejected log-probabilities over steps, under TRL's metric names. RL (GRPO): reward and
+its within-group spread, the share of groups with zero reward variance, KL and clip
+fraction, entropy, completion length, and generation time against the whole loop.
 """
 
 from __future__ import annotations
@@ -53,6 +55,37 @@ PANELS = {
                 "Log-probabilities: chosen vs rejected",
                 "log p",
                 {"logps/chosen": "logps/chosen", "logps/rejected": "logps/rejected"},
+            ),
+        ],
+    ),
+    "rl": Panel(
+        "RL (GRPO)",
+        {
+            "last step": "step",
+            "reward": "reward",
+            "groups with zero reward std": "frac_reward_zero_std",
+            "KL": "kl",
+            "generation seconds (total)": "time/generation_total_s",
+            "loop seconds (total)": "elapsed",
+        },
+        [
+            ("Reward", "mean reward", {"reward": "reward", "within-group std": "reward_std"}),
+            ("Groups that teach nothing", "share", {"zero std": "frac_reward_zero_std"}),
+            (
+                "KL to the reference, clip",
+                "value",
+                {"kl": "kl", "clipped": "clip_ratio/region_mean"},
+            ),
+            ("Entropy", "nats per token", {"entropy": "entropy"}),
+            (
+                "Completion length",
+                "tokens",
+                {"mean": "completions/mean_length", "max": "completions/max_length"},
+            ),
+            (
+                "Time: generation vs the whole loop",
+                "seconds (cumulative)",
+                {"generation": "time/generation_total_s", "loop": "elapsed"},
             ),
         ],
     ),

@@ -28,7 +28,7 @@ def build_sections(recipe: Recipe, run: RunDir) -> list[Section]:
         data_section(run),
         *sources_sections(run),  # a mixture's per-source audit, shares and held-out figures
         training_section(run),
-        *([post_training_section(run)] if recipe.sft or recipe.pref else []),
+        *([post_training_section(run)] if recipe.sft or recipe.pref or recipe.rl else []),
         eval_section(run),
         samples_section(run),
         plan_section(run),

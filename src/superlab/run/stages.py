@@ -44,6 +44,12 @@ def _pref(ctx: StageContext) -> dict[str, Any]:
     return run(ctx)
 
 
+def _rl(ctx: StageContext) -> dict[str, Any]:
+    from superlab.post.rl import run
+
+    return run(ctx)
+
+
 def _eval(ctx: StageContext) -> dict[str, Any]:
     from superlab.eval.stage import run
 
@@ -92,6 +98,7 @@ STAGES: tuple[Stage, ...] = (
     # With init 'run' or 'sft' it finds the checkpoint it starts from or says what to run.
     Stage("sft", (), _sft, "supervised fine-tuning on chat rows (recipe's sft section)"),
     Stage("pref", (), _pref, "preference optimisation: DPO, IPO or SimPO (pref section)"),
+    Stage("rl", (), _rl, "GRPO with verifiable rewards (rl section)"),
     Stage(
         "eval",
         ("train",),

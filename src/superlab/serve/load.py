@@ -25,12 +25,12 @@ class Served:
     name: str
 
 
-POST_STAGES = ("pref", "sft")  # newest post-training stage first
+POST_STAGES = ("rl", "pref", "sft")  # newest post-training stage first
 
 
 def newest_checkpoint(run_or_ckpt: Path) -> Path:
-    """A run directory's (or its ``ckpt/``'s) newest post-trained checkpoint, pref before sft,
-    else its pre-training checkpoint; any other path as given."""
+    """A run directory's (or its ``ckpt/``'s) newest post-trained checkpoint (rl, then pref,
+    then sft), else its pre-training checkpoint; any other path as given."""
     root = run_or_ckpt / "ckpt" if (run_or_ckpt / "ckpt").is_dir() else run_or_ckpt
     for stage in POST_STAGES:
         found = latest_checkpoint(root / stage)
