@@ -297,7 +297,12 @@ def _compare_checkpoints(run_path: Path) -> None:
     shown = Table("figure", *labels)
     first = figures[labels[0]]
     k = first["arithmetic"]["samples"]
-    rows = [("checkpoint", lambda f: f["checkpoint"])]
+
+    def where(f: dict[str, Any]) -> str:  # relative to the run directory
+        path = Path(f["checkpoint"])
+        return str(path.relative_to(run_path)) if path.is_relative_to(run_path) else str(path)
+
+    rows = [("checkpoint", where)]
     if "heldout_chat_loss" in first:
         rows.append(("held-out chat loss", lambda f: f"{f['heldout_chat_loss']:.4f}"))
     rows += [
