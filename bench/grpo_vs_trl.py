@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trl_common import MODEL, result, timed
+from trl_common import MODEL, fp32_cpu_args, result, timed
 
 from superlab.common import RunDir, StageContext, atomic_write_json
 from superlab.common.deps import require
@@ -188,22 +188,7 @@ def trl(root: Path, hf: Path, steps: int, cfg: RLConfig) -> tuple[float, Path]:
         loss_type="grpo",
         scale_rewards="group",
         shuffle_dataset=False,
-        max_steps=steps,
-        learning_rate=LR,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        weight_decay=0.0,
-        adam_beta1=0.9,
-        adam_beta2=0.999,
-        max_grad_norm=1.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        seed=0,
-        dataloader_num_workers=0,
+        **fp32_cpu_args(LR, steps),
     )
     reward = builtin("exact_match", "answer", "answer")
     reward.__name__ = "exact_match"  # TRL names the reward's metrics by it

@@ -21,17 +21,15 @@ decay, clipping at 1.0, 20 steps (``--quick``: 10).
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trl_common import arithmetic_texts, hf_folder, result, timed
+from trl_common import arithmetic_texts, fp32_cpu_args, loss_and_speed, timed
 
 from superlab.common import RunDir, StageContext
 from superlab.common.deps import require
@@ -131,23 +129,8 @@ def trl(hf: Path, rows: list[dict], steps: int) -> tuple[list[float], float]:
     args = SFTConfig(
         output_dir=str(hf.parent / "trl"),
         per_device_train_batch_size=BATCH,
-        max_steps=steps,
-        learning_rate=LR,
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        weight_decay=0.0,
-        adam_beta1=0.9,
-        adam_beta2=0.999,
-        max_grad_norm=1.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        use_cpu=True,
-        bf16=False,
-        fp16=False,
-        seed=0,
         packing=False,
-        dataloader_num_workers=0,
+        **fp32_cpu_args(LR, steps),
     )
     trainer = Recorded(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok
@@ -157,27 +140,7 @@ def trl(hf: Path, rows: list[dict], steps: int) -> tuple[list[float], float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="10 steps instead of 20")
-    steps = 10 if parser.parse_args().quick else 20
-    torch.set_num_threads(2)
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        hf = hf_folder(root)
-        data = root / "rows.jsonl"
-        rows = rows_file(data, BATCH * steps)
-        our_losses, tokens, our_s = ours(root, hf, data, steps)
-        trl_losses, trl_s = trl(hf, rows, steps)
-    diffs = [abs(a - b) for a, b in zip(our_losses, trl_losses, strict=True)]
-    print(f"{'step':>4} {'superlab':>10} {'trl':>10}")
-    for i, (a, b) in enumerate(zip(our_losses, trl_losses, strict=True), start=1):
-        print(f"{i:>4} {a:10.6f} {b:10.6f}")
-    print(
-        f"tokens {tokens}: superlab {our_s:.2f} s ({tokens / our_s:,.0f} tok/s), "
-        f"trl {trl_s:.2f} s ({tokens / trl_s:,.0f} tok/s)"
-    )
-    result("sft_loss_max_abs_diff_vs_trl", max(diffs), "<=", 1e-4)
-    result("sft_speedup_vs_trl", (tokens / our_s) / (tokens / trl_s), ">=", 1.5)
+    loss_and_speed("sft", __doc__, rows_file, BATCH, ours, trl)
 
 
 if __name__ == "__main__":

@@ -76,3 +76,68 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
 def result(name: str, value: float, op: str, target: float) -> None:
     ok = value <= target if op == "<=" else value >= target
     print(f"RESULT {name} {value:.4g} target {op} {target:g} {'PASS' if ok else 'FAIL'}")
+
+
+def fp32_cpu_args(lr: float, steps: int) -> dict[str, Any]:
+    """The training arguments every TRL side shares with ours: constant ``lr``, AdamW
+    (0.9, 0.999) without weight decay, clipping at 1.0, fp32 on the CPU, a log row per step,
+    no checkpoints, seed 0."""
+    return {
+        "max_steps": steps,
+        "learning_rate": lr,
+        "lr_scheduler_type": "constant",
+        "warmup_steps": 0,
+        "weight_decay": 0.0,
+        "adam_beta1": 0.9,
+        "adam_beta2": 0.999,
+        "max_grad_norm": 1.0,
+        "logging_steps": 1,
+        "save_strategy": "no",
+        "report_to": "none",
+        "use_cpu": True,
+        "bf16": False,
+        "fp16": False,
+        "seed": 0,
+        "dataloader_num_workers": 0,
+    }
+
+
+Ours = Callable[[Path, Path, Path, int], tuple[list[float], int, float]]
+Theirs = Callable[[Path, list[dict[str, Any]], int], tuple[list[float], float]]
+
+
+def loss_and_speed(
+    kind: str,
+    doc: str,
+    write_rows: Callable[[Path, int], list[dict[str, Any]]],
+    batch: int,
+    ours: Ours,
+    trl: Theirs,
+) -> None:
+    """The SFT/DPO bench: the same rows through ours and TRL's trainer from one exported
+    model; per-step losses side by side, then ``<kind>_loss_max_abs_diff_vs_trl`` and
+    ``<kind>_speedup_vs_trl`` (tokens/s)."""
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 steps instead of 20")
+    steps = 10 if parser.parse_args().quick else 20
+    torch.set_num_threads(2)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        hf = hf_folder(root)
+        data = root / "rows.jsonl"
+        rows = write_rows(data, batch * steps)
+        our_losses, tokens, our_s = ours(root, hf, data, steps)
+        trl_losses, trl_s = trl(hf, rows, steps)
+    diffs = [abs(a - b) for a, b in zip(our_losses, trl_losses, strict=True)]
+    print(f"{'step':>4} {'superlab':>10} {'trl':>10}")
+    for i, (a, b) in enumerate(zip(our_losses, trl_losses, strict=True), start=1):
+        print(f"{i:>4} {a:10.6f} {b:10.6f}")
+    print(
+        f"tokens {tokens}: superlab {our_s:.2f} s ({tokens / our_s:,.0f} tok/s), "
+        f"trl {trl_s:.2f} s ({tokens / trl_s:,.0f} tok/s)"
+    )
+    result(f"{kind}_loss_max_abs_diff_vs_trl", max(diffs), "<=", 1e-4)
+    result(f"{kind}_speedup_vs_trl", (tokens / our_s) / (tokens / trl_s), ">=", 1.5)
