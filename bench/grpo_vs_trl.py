@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trl_common import MODEL, fp32_cpu_args, result, timed
+from trl_common import MODEL, OUR_LOOP, fp32_cpu_args, result, timed
 
 from superlab.common import RunDir, StageContext, atomic_write_json
 from superlab.common.deps import require
@@ -58,18 +58,7 @@ from superlab.train.metrics import read_rows
 
 REPO = Path(__file__).resolve().parent.parent
 B, G, NEW_TOKENS, BETA, LR, EVAL_ITEMS = 8, 8, 16, 0.04, 1e-4, 128
-LOOP = {
-    "warmup_steps": 0,
-    "min_lr_ratio": 1.0,
-    "weight_decay": 0.0,
-    "beta2": 0.999,
-    "grad_clip": 1.0,
-    "precision": "fp32",
-    "device": "cpu",
-    "log_every": 1,
-    "ckpt_every": 10_000,
-    "tensorboard": False,
-}
+LOOP = OUR_LOOP
 
 
 def small_sft(root: Path, steps: int) -> Path:

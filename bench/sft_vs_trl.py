@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from trl_common import arithmetic_texts, fp32_cpu_args, loss_and_speed, timed
+from trl_common import OUR_LOOP, InOrder, arithmetic_texts, fp32_cpu_args, loss_and_speed, timed
 
 from superlab.common import RunDir, StageContext
 from superlab.common.deps import require
@@ -39,18 +39,6 @@ from superlab.train.metrics import read_rows
 from superlab.train.trainer import Trainer
 
 BATCH, LR = 8, 1e-3
-
-
-class InOrder:
-    """A post stage whose examples are visited in file order (TRL's sampler, made sequential)."""
-
-    def __init__(self, stage: SFTStage) -> None:
-        self.stage, self.name, self.tc = stage, stage.name, stage.tc
-
-    def build(self, rank: int, world_size: int, device: torch.device):
-        job = self.stage.build(rank, world_size, device)
-        job.loader.order.shuffle = False
-        return job
 
 
 def rows_file(path: Path, n: int) -> list[dict]:
@@ -81,16 +69,7 @@ def ours(root: Path, hf: Path, data: Path, steps: int) -> tuple[list[float], int
                     "batch_size": BATCH,
                     "seq_len": 64,
                     "lr": LR,
-                    "warmup_steps": 0,
-                    "min_lr_ratio": 1.0,
-                    "weight_decay": 0.0,
-                    "beta2": 0.999,
-                    "grad_clip": 1.0,
-                    "precision": "fp32",
-                    "device": "cpu",
-                    "log_every": 1,
-                    "ckpt_every": 10_000,
-                    "tensorboard": False,
+                    **OUR_LOOP,
                 },
             },
         }

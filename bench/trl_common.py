@@ -78,6 +78,35 @@ def result(name: str, value: float, op: str, target: float) -> None:
     print(f"RESULT {name} {value:.4g} target {op} {target:g} {'PASS' if ok else 'FAIL'}")
 
 
+# Our side's loop settings matching ``fp32_cpu_args``: constant lr, AdamW (0.9, 0.999)
+# without weight decay, clipping at 1.0, fp32 on the CPU, a row per step, no checkpoints.
+OUR_LOOP = {
+    "warmup_steps": 0,
+    "min_lr_ratio": 1.0,
+    "weight_decay": 0.0,
+    "beta2": 0.999,
+    "grad_clip": 1.0,
+    "precision": "fp32",
+    "device": "cpu",
+    "log_every": 1,
+    "ckpt_every": 10_000,
+    "tensorboard": False,
+}
+
+
+class InOrder:
+    """A post stage whose examples are visited in file order (TRL's sampler, made
+    sequential)."""
+
+    def __init__(self, stage: Any) -> None:
+        self.stage, self.name, self.tc = stage, stage.name, stage.tc
+
+    def build(self, rank: int, world_size: int, device: torch.device) -> Any:
+        job = self.stage.build(rank, world_size, device)
+        job.loader.order.shuffle = False
+        return job
+
+
 def fp32_cpu_args(lr: float, steps: int) -> dict[str, Any]:
     """The training arguments every TRL side shares with ours: constant ``lr``, AdamW
     (0.9, 0.999) without weight decay, clipping at 1.0, fp32 on the CPU, a log row per step,
