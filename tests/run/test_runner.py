@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from superlab.common import atomic_write_json
 from superlab.common.rundir import OPERATIONAL
 from superlab.config import Recipe
 from superlab.run import RunError, Stage, run_recipe
@@ -211,3 +212,22 @@ def test_checked_stage_is_checked_on_every_run_even_when_complete(tmp_path, tabl
     (tmp_path / "runs" / "r" / ".done" / "c.json").unlink()
     run_recipe(recipe(), tmp_path / "runs", ["c"], table=table)  # c does not use a
     assert calls(tmp_path) == ["check-a", "a", "b", "c", "check-a", "check-a", "c"]
+
+
+def test_a_post_training_section_may_change_until_its_stage_begins(tmp_path, table):
+    runs = tmp_path / "runs"
+    res = run_recipe(recipe(), runs, table=table)  # pre-trained without an sft section
+    atomic_write_json(
+        res.run.marker("sft"), {"summary": {"skipped": "the recipe has no sft section"}}
+    )
+    sft = {"generate": "arithmetic", "train": {"steps": 5}}
+    res = run_recipe(recipe(sft=sft), runs, table=table)  # added afterwards: allowed
+    assert yaml.safe_load(res.run.recipe.read_text())["sft"]["train"]["steps"] == 5
+    assert not res.run.marker("sft").exists()  # the skip is forgotten, so sft will run
+    res = run_recipe(recipe(sft={**sft, "train": {"steps": 7}}), runs, table=table)
+    assert "recipe.yaml updated: sft.train.steps: 5 -> 7" in res.run.log.read_text()
+    (res.run.ckpt / "sft").mkdir(parents=True)  # the stage has begun: now it is the run's
+    with pytest.raises(RunError, match=r"different recipe: sft.train.steps: 7 -> 9\. "):
+        run_recipe(recipe(sft={**sft, "train": {"steps": 9}}), runs, table=table)
+    with pytest.raises(RunError, match=r"data\.heldout_fraction"):  # other sections as before
+        run_recipe(recipe(sft=sft, data={"heldout_fraction": 0.1}), runs, table=table)

@@ -76,6 +76,9 @@ def run_recipe(
     operational = _check_recipe(run, recipe)
     _check_needs(run, selected)
     with _lock(run), _logging(run) as log, display.logging_to_console(log), sigterm_as_interrupt():
+        for section in POST_SECTIONS:  # a section added since its stage skipped: run it now
+            if getattr(recipe, section, None) is not None and _skipped(run, section):
+                run.marker(section).unlink()
         todo = [s for s in selected if not run.marker(s.name).exists()]
         _check_stages(run, recipe, log, selected, todo, table)
         # Operational changes are written back, atomically, so recipe.yaml says how the
@@ -84,7 +87,7 @@ def run_recipe(
             atomic_write_text(run.recipe, yaml.safe_dump(recipe.resolved(), sort_keys=False))
         if operational:
             log.info(
-                "recipe.yaml updated: %s (how the run is done, not what it makes)",
+                "recipe.yaml updated: %s (nothing already made depends on these)",
                 "; ".join(operational),
             )
         outcomes = []
@@ -150,10 +153,39 @@ def _marker_info(run: RunDir, stage: Stage) -> dict[str, Any]:
         return {}
 
 
+# Post-training sections: each is read only by its own stage, so it may be added or changed
+# until that stage begins (pre-train first, then decide how to fine-tune).
+POST_SECTIONS = ("sft", "pref", "rl")
+
+
+def _skipped(run: RunDir, section: str) -> bool:
+    """Whether ``section``'s stage ran without its recipe section (and so did nothing)."""
+    import json
+
+    try:
+        summary = json.loads(run.marker(section).read_text()).get("summary", {})
+    except (OSError, ValueError):
+        return False
+    return str(summary.get("skipped", "")).startswith("the recipe has no")
+
+
+def _section_not_begun(run: RunDir, section: str) -> bool:
+    """Whether ``section`` is a post-training section whose stage has made nothing yet: no
+    completion marker (or one for a run without the section), no ``ckpt/<section>/``, no
+    ``<run>/<section>/``."""
+    return (
+        section in POST_SECTIONS
+        and (not run.marker(section).exists() or _skipped(run, section))
+        and not (run.ckpt / section).exists()
+        and not (run.root / section).exists()
+    )
+
+
 def _check_recipe(run: RunDir, recipe: Recipe) -> list[str]:
     """Refuse to continue a run directory that was made with a different recipe.
 
-    Changes to ``OPERATIONAL`` fields (executor, workers) do not block; they are returned.
+    Changes to ``OPERATIONAL`` fields (executor, workers) do not block, nor do changes to a
+    post-training section whose stage has not begun; they are returned (and recorded).
     """
     try:
         found = stored_recipe_changes(run, recipe.resolved())
@@ -162,6 +194,9 @@ def _check_recipe(run: RunDir, recipe: Recipe) -> list[str]:
     if found is None:
         return []
     changes, operational = found
+    unused = [c for c in changes if _section_not_begun(run, c.split(":", 1)[0].split(".")[0])]
+    changes = [c for c in changes if c not in unused]
+    operational = operational + unused
     if changes:
         shown = "; ".join(changes[:5]) + (
             f" (and {len(changes) - 5} more)" if len(changes) > 5 else ""
