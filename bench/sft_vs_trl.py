@@ -22,21 +22,15 @@ decay, clipping at 1.0, 20 steps (``--quick``: 10).
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
-from trl_common import OUR_LOOP, InOrder, arithmetic_texts, fp32_cpu_args, loss_and_speed, timed
+from trl_common import OUR_LOOP, arithmetic_texts, loss_and_speed, run_ours, run_trl
 
-from superlab.common import RunDir, StageContext
 from superlab.common.deps import require
 from superlab.config.recipe import Recipe
 from superlab.post.sft import SFTStage
-from superlab.train.metrics import read_rows
-from superlab.train.trainer import Trainer
 
 BATCH, LR = 8, 1e-3
 
@@ -74,48 +68,25 @@ def ours(root: Path, hf: Path, data: Path, steps: int) -> tuple[list[float], int
             },
         }
     )
-    run = RunDir(root / "ours")
-    ctx = StageContext(recipe=recipe, run=run, log=logging.getLogger("bench"))
     # Building the stage (reading and tokenizing rows, loading the model) is left out, as
     # TRL's constructor (its tokenization) is: both sides time their training loop.
-    trainer = Trainer(recipe, run, ctx, post=InOrder(SFTStage(recipe, run, ctx.log)))
-    summary, seconds = timed(trainer.train)
-    losses = [r["loss"] for r in read_rows(run.metrics) if "loss" in r]
-    return losses, summary["tokens"], seconds
+    return run_ours(root, recipe, SFTStage, time_build=False)
 
 
 def trl(hf: Path, rows: list[dict], steps: int) -> tuple[list[float], float]:
     require("trl", "bench/sft_vs_trl.py", extra="bench")
-    from datasets import Dataset
-    from torch.utils.data import SequentialSampler
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    losses: list[float] = []
-
-    class Recorded(SFTTrainer):
-        def _get_train_sampler(self, train_dataset=None):
-            return SequentialSampler(train_dataset or self.train_dataset)
-
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            if model.training:
-                losses.append(float((out[0] if return_outputs else out).detach()))
-            return out
-
-    model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(hf)
-    args = SFTConfig(
-        output_dir=str(hf.parent / "trl"),
+    return run_trl(
+        SFTTrainer,
+        SFTConfig,
+        hf,
+        rows,
+        steps,
+        LR,
         per_device_train_batch_size=BATCH,
         packing=False,
-        **fp32_cpu_args(LR, steps),
     )
-    trainer = Recorded(
-        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok
-    )
-    _, seconds = timed(trainer.train)
-    return losses, seconds
 
 
 def main() -> None:

@@ -170,3 +170,66 @@ def loss_and_speed(
     )
     result(f"{kind}_loss_max_abs_diff_vs_trl", max(diffs), "<=", 1e-4)
     result(f"{kind}_speedup_vs_trl", (tokens / our_s) / (tokens / trl_s), ">=", 1.5)
+
+
+def run_ours(
+    root: Path, recipe: Any, stage_cls: Any, *, time_build: bool
+) -> tuple[list[float], int, float]:
+    """Our stage ``stage_cls`` on the pre-training ``Trainer``, examples in file order:
+    per-step losses, tokens, seconds (``time_build``: building the stage is timed too)."""
+    import logging
+
+    from superlab.common import StageContext
+    from superlab.train.metrics import read_rows
+    from superlab.train.trainer import Trainer
+
+    run = RunDir(root / "ours")
+    ctx = StageContext(recipe=recipe, run=run, log=logging.getLogger("bench"))
+
+    def build() -> Any:
+        return Trainer(recipe, run, ctx, post=InOrder(stage_cls(recipe, run, ctx.log)))
+
+    if time_build:
+        summary, seconds = timed(lambda: build().train())
+    else:
+        trainer = build()
+        summary, seconds = timed(trainer.train)
+    losses = [r["loss"] for r in read_rows(run.metrics) if "loss" in r]
+    return losses, summary["tokens"], seconds
+
+
+def run_trl(
+    trainer_cls: Any,
+    config_cls: Any,
+    hf: Path,
+    rows: list[dict[str, Any]],
+    steps: int,
+    lr: float,
+    **config: Any,
+) -> tuple[list[float], float]:
+    """TRL's ``trainer_cls`` on ``rows`` in order from the folder ``hf``: per-step losses
+    (from ``compute_loss``, before any rounding) and the seconds of ``trainer.train()``."""
+    from datasets import Dataset
+    from torch.utils.data import SequentialSampler
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    losses: list[float] = []
+
+    class Recorded(trainer_cls):  # type: ignore[misc, valid-type]
+        def _get_train_sampler(self, train_dataset=None):
+            return SequentialSampler(train_dataset or self.train_dataset)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            out = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+            if model.training:
+                losses.append(float((out[0] if return_outputs else out).detach()))
+            return out
+
+    model = AutoModelForCausalLM.from_pretrained(hf, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(hf)
+    args = config_cls(output_dir=str(hf.parent / "trl"), **config, **fp32_cpu_args(lr, steps))
+    trainer = Recorded(
+        model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tok
+    )
+    _, seconds = timed(trainer.train)
+    return losses, seconds
