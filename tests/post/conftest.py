@@ -60,6 +60,23 @@ def make_pretrained(root: Path, seed: int = 0) -> RunDir:
     return run
 
 
+# The post-training loop of the tests: 8 short steps, a checkpoint and a held-out pass at 4.
+LOOP = {
+    "steps": 8,
+    "batch_size": 4,
+    "seq_len": 48,
+    "lr": 3e-3,
+    "warmup_steps": 2,
+    "log_every": 1,
+    "eval_every": 4,
+    "eval_batches": 1,
+    "ckpt_every": 4,
+    "device": "cpu",
+    "precision": "fp32",
+    "tensorboard": False,
+}
+
+
 def sft_recipe(data: list[str], sft: dict[str, Any] | None = None, **train: Any) -> Recipe:
     return Recipe.model_validate(
         {
@@ -70,21 +87,7 @@ def sft_recipe(data: list[str], sft: dict[str, Any] | None = None, **train: Any)
                 "data": data,
                 "heldout_every": 6,
                 **(sft or {}),
-                "train": {
-                    "steps": 8,
-                    "batch_size": 4,
-                    "seq_len": 48,
-                    "lr": 3e-3,
-                    "warmup_steps": 2,
-                    "log_every": 1,
-                    "eval_every": 4,
-                    "eval_batches": 1,
-                    "ckpt_every": 4,
-                    "device": "cpu",
-                    "precision": "fp32",
-                    "tensorboard": False,
-                    **train,
-                },
+                "train": {**LOOP, **train},
             },
         }
     )
@@ -121,21 +124,7 @@ def pref_recipe(
                 "beta": 0.5,
                 "heldout_every": 6,
                 **(pref or {}),
-                "train": {
-                    "steps": 8,
-                    "batch_size": 4,
-                    "seq_len": 48,
-                    "lr": 3e-3,
-                    "warmup_steps": 2,
-                    "log_every": 1,
-                    "eval_every": 4,
-                    "eval_batches": 1,
-                    "ckpt_every": 4,
-                    "device": "cpu",
-                    "precision": "fp32",
-                    "tensorboard": False,
-                    **train,
-                },
+                "train": {**LOOP, **train},
             },
         }
     )
