@@ -35,6 +35,13 @@ def test_unknown_and_duplicate_names_are_refused():
         register_kind(Full())
 
 
+def test_setting_reads_a_needed_field_and_names_it_when_unset():
+    assert get_kind("sliding").setting(SHIPPED["sliding"], "window") == 4
+    assert get_kind("chunked").setting(SHIPPED["chunked"], "chunk_size") == 3
+    with pytest.raises(AssertionError, match="kind 'sliding' needs 'window'"):
+        get_kind("sliding").setting(AttentionConfig(kind="full"), "window")
+
+
 def test_a_kind_whose_fields_disagree_with_config_is_refused():
     class Odd(Full):
         name = "sliding-but-not"

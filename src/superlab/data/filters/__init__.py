@@ -3,6 +3,7 @@
 Reasons are ``<rule set>:<rule>`` (``gopher:stop_words``, ``c4:empty``) so that stats and
 ``rejects.jsonl`` say which published rule removed a document. Every filter reads the
 document through one shared analysis (``analysis.analyze``), computed once per text.
+A filter whose thresholds are ``FilterConfig`` fields subclasses ``ThresholdFilter``.
 Modifiers count what they change: ``C4LineFilter.lines_removed``, ``PIIFilter.masked``.
 """
 
@@ -21,6 +22,13 @@ class Filter(Protocol):
     """Keep a document, or drop it with a reason."""
 
     def keep(self, doc: Document) -> Verdict: ...
+
+
+class ThresholdFilter:
+    """A filter whose thresholds are ``FilterConfig`` fields (its defaults when none given)."""
+
+    def __init__(self, cfg: FilterConfig | None = None) -> None:
+        self.cfg = cfg or FilterConfig()
 
 
 def apply_filters(filters: Iterable[Filter], doc: Document) -> Verdict:

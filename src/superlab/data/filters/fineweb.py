@@ -13,9 +13,8 @@ datatrove's extra ``new_line_ratio`` ("list_ratio") rule is not in the paper and
 
 from __future__ import annotations
 
-from superlab.config.recipe import FilterConfig
 from superlab.data.document import Document
-from superlab.data.filters import Verdict
+from superlab.data.filters import ThresholdFilter, Verdict
 from superlab.data.filters.analysis import analyze
 
 # Lines "ending with punctuation": the characters with the Unicode Character Database's
@@ -43,11 +42,8 @@ TERMINAL_PUNCT = frozenset(
 )
 
 
-class FineWebQualityFilter:
+class FineWebQualityFilter(ThresholdFilter):
     """FineWeb's three line rules, reasons ``fineweb:punct_lines|dup_line_chars|short_lines``."""
-
-    def __init__(self, cfg: FilterConfig | None = None) -> None:
-        self.cfg = cfg or FilterConfig()
 
     def keep(self, doc: Document) -> Verdict:
         c = self.cfg

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from superlab.config.recipe import FilterConfig
 from superlab.data.document import Document
-from superlab.data.filters import Verdict
+from superlab.data.filters import ThresholdFilter, Verdict
 from superlab.data.filters.analysis import analyze
 from superlab.data.filters.words import word_matcher
 
@@ -31,11 +30,8 @@ MAX_TOP_NGRAM_CHAR_FRAC = {3: 0.18, 4: 0.16}  # (2-gram: FilterConfig)
 MAX_DUP_NGRAM_CHAR_FRAC = {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
 
 
-class GopherQualityFilter:
+class GopherQualityFilter(ThresholdFilter):
     """Gopher A.1.1 quality rules other than the word count (see ``LengthFilter``)."""
-
-    def __init__(self, cfg: FilterConfig | None = None) -> None:
-        self.cfg = cfg or FilterConfig()
 
     def keep(self, doc: Document) -> Verdict:
         c = self.cfg
@@ -67,11 +63,8 @@ class GopherQualityFilter:
         return True
 
 
-class GopherRepetitionFilter:
+class GopherRepetitionFilter(ThresholdFilter):
     """Gopher A.1.2 (table A1): drop documents with repeated lines, paragraphs or n-grams."""
-
-    def __init__(self, cfg: FilterConfig | None = None) -> None:
-        self.cfg = cfg or FilterConfig()
 
     def keep(self, doc: Document) -> Verdict:
         st = analyze(doc)

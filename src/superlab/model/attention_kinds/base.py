@@ -20,8 +20,8 @@ A kind owns five things, and nothing else in superlab tests a kind's name:
 - ``segment(cfg)``: the size of fixed segments nothing crosses (a chunk), or None; smeared
   keys never carry a token across a segment start, and the probes eval scores by it.
 
-``needs`` names the ``AttentionConfig`` fields the kind requires; registering a kind
-declares it to ``superlab.config.attention_kinds`` so recipes may name it.
+``needs`` names the ``AttentionConfig`` fields the kind requires (``setting`` reads one);
+registering a kind declares it to ``superlab.config.attention_kinds`` so recipes may name it.
 
 This module and the kind modules import no torch at module level (``model.counts`` and
 ``plan`` use ``keys_seen`` without torch); the kernels are imported where they run.
@@ -53,6 +53,12 @@ class AttentionKind(ABC):
     needs: ClassVar[tuple[str, ...]] = ()
     # True when which keys a query sees depends on the keys: ``visible`` is only the bound.
     chooses_keys: ClassVar[bool] = False
+
+    def setting(self, cfg: AttentionConfig, field: str) -> int:
+        """``cfg.<field>``, one of ``needs``: set whenever this kind is (config checks it)."""
+        value = getattr(cfg, field)
+        assert value is not None, f"kind {self.name!r} needs {field!r} (checked by config)"
+        return value
 
     @abstractmethod
     def visible(self, cfg: AttentionConfig, t: Any, s: Any) -> Any:

@@ -20,11 +20,6 @@ if TYPE_CHECKING:
     from superlab.model.attention_kinds.base import Kernel
 
 
-def _chunk(cfg: AttentionConfig) -> int:
-    assert cfg.chunk_size is not None, "kind 'chunked' needs 'chunk_size' (checked by config)"
-    return cfg.chunk_size
-
-
 class Chunked(AttentionKind):
     """Causal attention inside fixed chunks; always the block-wise kernel in training."""
 
@@ -32,29 +27,32 @@ class Chunked(AttentionKind):
     needs = ("chunk_size",)
 
     def visible(self, cfg: AttentionConfig, t: Any, s: Any) -> Any:
-        c = _chunk(cfg)
+        c = self.setting(cfg, "chunk_size")
         return (s <= t) & (t // c == s // c)
 
     def keys_seen(self, cfg: AttentionConfig, seq_len: int) -> int:
-        full, rest = divmod(seq_len, _chunk(cfg))  # sum of t mod c + 1
-        return full * triangle(_chunk(cfg)) + triangle(rest)
+        c = self.setting(cfg, "chunk_size")
+        full, rest = divmod(seq_len, c)  # sum of t mod c + 1
+        return full * triangle(c) + triangle(rest)
 
     def first_needed(self, cfg: AttentionConfig, next_B: torch.Tensor) -> torch.Tensor:
-        c = _chunk(cfg)
+        c = self.setting(cfg, "chunk_size")
         return next_B // c * c
 
     def bound(self, cfg: AttentionConfig) -> int | None:
-        return _chunk(cfg)
+        return self.setting(cfg, "chunk_size")
 
     def segment(self, cfg: AttentionConfig) -> int | None:
-        return _chunk(cfg)
+        return self.setting(cfg, "chunk_size")
 
     def kernel(
         self, cfg: AttentionConfig, T: int, doc_ids_BT: torch.Tensor | None
     ) -> Kernel | None:
         from superlab.model.attention_kinds import kernels
 
-        return partial(kernels.chunked_attention, chunk=_chunk(cfg), doc_ids_BT=doc_ids_BT)
+        return partial(
+            kernels.chunked_attention, chunk=self.setting(cfg, "chunk_size"), doc_ids_BT=doc_ids_BT
+        )
 
 
 register_kind(Chunked())

@@ -19,11 +19,6 @@ if TYPE_CHECKING:
     from superlab.model.attention_kinds.base import Kernel
 
 
-def _window(cfg: AttentionConfig) -> int:
-    assert cfg.window is not None, "kind 'sliding' needs 'window' (AttentionConfig checks it)"
-    return cfg.window
-
-
 class Sliding(AttentionKind):
     """A window of the w latest tokens; block-wise kernel past ``MASKED_MAX_T``."""
 
@@ -31,17 +26,17 @@ class Sliding(AttentionKind):
     needs = ("window",)
 
     def visible(self, cfg: AttentionConfig, t: Any, s: Any) -> Any:
-        return (s <= t) & (t - s < _window(cfg))
+        return (s <= t) & (t - s < self.setting(cfg, "window"))
 
     def keys_seen(self, cfg: AttentionConfig, seq_len: int) -> int:
-        w = min(_window(cfg), seq_len)  # sum of min(t + 1, w)
+        w = min(self.setting(cfg, "window"), seq_len)  # sum of min(t + 1, w)
         return triangle(w) + (seq_len - w) * w
 
     def first_needed(self, cfg: AttentionConfig, next_B: torch.Tensor) -> torch.Tensor:
-        return next_B - _window(cfg) + 1
+        return next_B - self.setting(cfg, "window") + 1
 
     def bound(self, cfg: AttentionConfig) -> int | None:
-        return _window(cfg)
+        return self.setting(cfg, "window")
 
     def kernel(
         self, cfg: AttentionConfig, T: int, doc_ids_BT: torch.Tensor | None
@@ -50,7 +45,9 @@ class Sliding(AttentionKind):
 
         if T <= kernels.MASKED_MAX_T:  # short: the mask, one SDPA call
             return None
-        return partial(kernels.sliding_attention, window=_window(cfg), doc_ids_BT=doc_ids_BT)
+        return partial(
+            kernels.sliding_attention, window=self.setting(cfg, "window"), doc_ids_BT=doc_ids_BT
+        )
 
 
 register_kind(Sliding())
