@@ -113,3 +113,23 @@ def test_with_real_counts(tmp_path: Path) -> None:
     summary = run(ctx)
     assert 0 < summary["params_active"] <= summary["params_total"]
     assert json.loads(ctx.run.plan.read_text())["this_run"]["gpu_hours"] > 0
+
+
+def test_a_vision_model_reports_its_tower_per_image(tmp_path: Path) -> None:
+    from superlab.config.vision import VisionConfig
+    from superlab.model.counts import vision_flops_per_image, vision_params
+
+    vision = VisionConfig(
+        image_size=16, patch_size=4, d_model=32, n_layers=1, n_heads=2, ffn_hidden=64,
+        projector_dim=32, image_token_id=3, image_start_id=2, image_end_id=4,
+    )  # fmt: skip
+    model = {"d_model": 64, "n_layers": 2, "n_heads": 4, "vision": vision.model_dump()}
+    ctx = _ctx(tmp_path, model=model)
+    run(ctx)
+    reported = json.loads(ctx.run.plan.read_text())["inputs"]["vision"]
+    assert reported["params"] == vision_params(vision, 64)
+    assert reported["flops_per_image"] == vision_flops_per_image(vision, 64)
+    assert reported["tokens_per_image"] == 4
+    text_only = _ctx(tmp_path / "text")
+    run(text_only)
+    assert json.loads(text_only.run.plan.read_text())["inputs"]["vision"] is None

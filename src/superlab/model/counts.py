@@ -20,11 +20,20 @@ the token-shift gain of ``model.token_shift``, the key-smear logits of
 Attention projections are ``n_heads * head_dim`` wide (``model.d_head`` when set). Gating
 an expert's input (``moe.gate_on: input``) instead of its output is the same D multiplies
 per slot, too few to count either way.
+
+A vision tower (``model.vision``, early fusion) is counted apart: ``vision_params`` (stored
+in ``param_count``'s ``total`` and ``vision``, never in ``active``: a text token does not
+pass through it) and ``vision_flops_per_image``. An image's placeholder tokens are
+positions of the text sequence, so the backbone's share is already in the per-token
+figures; the tower's is per image: the ViT over ``grid^2`` patches plus the class token
+(matmuls ``2 * weights * positions``, bidirectional attention ``4 * D * L`` per position
+and layer) and the projector over ``tokens_per_image`` merged tokens.
 """
 
 from __future__ import annotations
 
 from superlab.config.recipe import ModelConfig
+from superlab.config.vision import VisionConfig
 from superlab.model.attention_kinds import get_kind
 
 
@@ -67,14 +76,43 @@ def param_count(cfg: ModelConfig) -> dict[str, int]:
     embedding = V * D
     head = 0 if cfg.tie_embeddings else V * D
     layers = [_layer_params(cfg, i) for i in range(cfg.n_layers)]
-    total = embedding + head + sum(s for s, _ in layers) + D  # + final norm
+    vision = 0 if cfg.vision is None else vision_params(cfg.vision, D)
+    total = embedding + head + sum(s for s, _ in layers) + D + vision  # + final norm
     active = embedding + head + sum(a for _, a in layers) + D
     return {
         "total": total,
         "active": active,
         "embedding": embedding,
         "non_embedding": total - embedding - head,
+        "vision": vision,
     }
+
+
+def _vision_matmuls(v: VisionConfig, d_text: int) -> tuple[int, int, int]:
+    """(weights each ViT position passes through, patch-embedding weights, projector weights)."""
+    D, F = v.d_model, v.ffn_hidden
+    block = 4 * D * D + 2 * D * F  # wq wk wv wo, fc1 fc2
+    projector = D * v.merge**2 * v.projector_dim + v.projector_dim**2 + v.projector_dim * d_text
+    return v.n_layers * block, v.channels * v.patch_size**2 * D, projector
+
+
+def vision_params(v: VisionConfig, d_text: int) -> int:
+    """Parameters of the vision tower and projector, biases, norms and tables included."""
+    D, F, L = v.d_model, v.ffn_hidden, v.grid**2 + 1
+    blocks, patch, projector = _vision_matmuls(v, d_text)
+    per_block_rest = 4 * D + F + D + 2 * (2 * D)  # q/k/v/o biases, fc1/fc2 biases, 2 norms
+    tables = D + L * D + 2 * (2 * D)  # class token, positions, pre and post norms
+    return blocks + v.n_layers * per_block_rest + patch + tables + projector
+
+
+def vision_flops_per_image(v: VisionConfig, d_text: int) -> dict[str, float]:
+    """Forward and training (3x: the tower is trained) FLOPs of one image through the tower."""
+    D, L = v.d_model, v.grid**2 + 1
+    blocks, patch, projector = _vision_matmuls(v, d_text)
+    matmul = 2.0 * (blocks * L + patch * v.grid**2 + projector * v.tokens_per_image)
+    attention = 4.0 * D * L * L * v.n_layers
+    forward = matmul + attention
+    return {"matmul": matmul, "attention": attention, "forward": forward, "total": 3.0 * forward}
 
 
 def mean_context(cfg: ModelConfig, seq_len: int, layer: int | None = None) -> float:

@@ -59,6 +59,24 @@ def _estimate(
     )
 
 
+def _vision(model: Any) -> dict[str, Any] | None:
+    """The vision tower's parameters and FLOPs per image (None: a text-only model).
+
+    The estimates above count text tokens (an image's placeholders among them): the tower's
+    compute is per image, so it is reported here for the reader to multiply by images seen.
+    """
+    from superlab.model import counts
+
+    if model.vision is None:
+        return None
+    return {
+        "params": counts.vision_params(model.vision, model.d_model),
+        "tokens_per_image": model.vision.tokens_per_image,
+        "flops_per_image": counts.vision_flops_per_image(model.vision, model.d_model),
+        "note": "not in this_run/at_scale: they count text tokens; the tower runs per image",
+    }
+
+
 def run(ctx: StageContext) -> dict[str, Any]:
     """Estimate this run and the scaled-up run, write ``plan.json``, return a summary."""
     from superlab.model import counts  # no torch; imported here so `plan` loads without it
@@ -100,6 +118,7 @@ def run(ctx: StageContext) -> dict[str, Any]:
                 "seq_len": seq_len,
                 "params": dict(params),
                 "flops_per_token": dict(flops),
+                "vision": _vision(model),
             },
             "this_run": {
                 "tokens_source": "train.steps x batch_size x grad_accum x seq_len",
