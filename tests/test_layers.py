@@ -25,7 +25,7 @@ LAYER = {
 # importer -> the modules of the other package it may use.
 ALLOWED = {
     ("eval", "data"): {"data.tokenizer", "data.probes", "data.chat"},
-    ("serve", "data"): {"data.tokenizer", "data.chat"},
+    ("serve", "data"): {"data.tokenizer", "data.chat", "data.images.codec"},
     ("report", "plan"): None,  # report draws plan's numbers
     ("plan", "model"): {"model.counts"},
     ("post", "data"): None,

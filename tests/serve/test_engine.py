@@ -112,7 +112,10 @@ def test_logprobs_and_prompt_scores_equal_the_full_forward(tokenizer):
         assert s.top[0][0] == int(lp_TV[t - 1].argmax())
     ids = tokenizer.encode("The history of").ids
     engine.submit(GenRequest("a", ids, SamplingParams(max_tokens=3, logprobs=1)))
-    first = engine.step()[0].logprobs[0]
+    deltas: list = []
+    while not deltas:  # the prompt is prefilled in 5-token chunks, one per step
+        deltas = engine.step()
+    first = deltas[0].logprobs[0]
     with torch.no_grad():
         lp_V = torch.log_softmax(model(torch.tensor([ids])).logits_BTV[0, -1].float(), -1)
     assert first.logprob == pytest.approx(float(lp_V.max()), abs=1e-5)
@@ -191,7 +194,7 @@ def test_a_failing_prefill_fails_only_the_requests_it_admitted(tokenizer, monkey
     engine = Engine(tiny_model(tokenizer.get_vocab_size()), tokenizer, 64)
     engine.submit(GenRequest("a", [5, 6], SamplingParams(max_tokens=4)))
     engine.step()
-    monkeypatch.setattr(engine, "_prefill", lambda batch, T: (_ for _ in ()).throw(MemoryError))
+    monkeypatch.setattr(engine, "_prefill", lambda chunks: (_ for _ in ()).throw(MemoryError))
     engine.submit(GenRequest("b", [5, 6], SamplingParams(max_tokens=4)))
     out = {d.request_id: d for d in engine.step()}
     assert out["b"].finish_reason == "error" and "MemoryError" in out["b"].error

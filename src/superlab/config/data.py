@@ -179,6 +179,32 @@ class ProbeMixConfig(ProbeSpec):
     seed: int = Field(default=1, description="must differ from eval.probes.seed")
 
 
+class ImageTaskConfig(Section):
+    """The generated image-text task (``superlab.data.images``): its splits' sizes and seeds.
+
+    With ``data.images`` set the data stage builds this task's train and held-out splits
+    into ``data/images/`` instead of running the text pipeline: the task's text is its
+    questions, in its own character vocabulary (``superlab.data.images.text``).
+    """
+
+    task: Literal["shapes"] = "shapes"
+    train_images: int = Field(default=4000, ge=1)
+    heldout_images: int = Field(default=500, ge=1)
+    # Held-out scenes come from another seed than the train scenes (a seed fixes a split).
+    train_seed: int = 1
+    heldout_seed: int = 2
+
+    @model_validator(mode="after")
+    def _seeds_differ(self) -> ImageTaskConfig:
+        if self.train_seed == self.heldout_seed:
+            raise FieldError(
+                "heldout_seed",
+                f"heldout_seed ({self.heldout_seed}) must differ from train_seed: held-out"
+                " scenes come from another seed",
+            )
+        return self
+
+
 class DataConfig(Section):
     """Documents in, clean deduplicated text out, then tokenized shards."""
 
@@ -197,6 +223,8 @@ class DataConfig(Section):
     # A mixture: named sources in priority order (dedup keeps the copy in the source
     # listed first). Empty: the one ``source`` above, as before.
     sources: list[MixSourceConfig] = Field(default_factory=list)
+    # The generated image-text task (needs model.vision); None: a text run.
+    images: ImageTaskConfig | None = None
 
     @model_validator(mode="after")
     def _one_way_to_name_sources(self) -> DataConfig:

@@ -1,4 +1,4 @@
-"""The ``eval`` section: perplexity, long-context probes, contamination, HLE."""
+"""The ``eval`` section: perplexity, long-context probes, contamination, HLE, image VQA."""
 
 from __future__ import annotations
 
@@ -55,6 +55,20 @@ class HLEConfig(Section):
         return self
 
 
+class VQAEvalConfig(Section):
+    """Held-out exact match on the image task's questions, per question type
+    (``superlab.eval.vqa``), against a text-only control.
+
+    ``control``: the train stage also trains the recipe's model without the tower on the
+    same questions without their images (same seed, steps and batches; a second training
+    run, about a third of the vision model's time), and eval.json reports both and the
+    difference, which is what the images contributed.
+    """
+
+    control: bool = True
+    batch_size: int = Field(default=64, ge=1)
+
+
 class EvalConfig(Section):
     """Evaluation of the newest checkpoint."""
 
@@ -63,3 +77,4 @@ class EvalConfig(Section):
     probes: ProbeEvalConfig | None = None
     contamination: ContaminationConfig | None = None
     hle: HLEConfig | None = None
+    vqa: VQAEvalConfig | None = None

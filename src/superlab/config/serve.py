@@ -20,6 +20,30 @@ class ServeConfig(Section):
     port: int = Field(default=8000, ge=1, le=65535)
     # The HTTP server (`superlab serve`): batching, limits and the safety policy.
     max_batch: int = Field(default=32, ge=1, description="sequences decoded together")
+    # The engine's paged KV cache and prefill (docs/serve.md, "The KV cache").
+    prefill_tokens: int = Field(
+        default=1024,
+        ge=1,
+        le=1_048_576,
+        description="prompt tokens prefilled per engine step; longer prompts take several",
+    )
+    prefill_share: float | None = Field(
+        default=0.5,
+        gt=0,
+        description="while sequences decode, a step's prefill takes about this times their"
+        " decode time (measured), so running streams keep their pace; None = prefill_tokens only",
+    )
+    kv_block_size: int = Field(
+        default=16, ge=1, le=1024, description="positions per KV cache block"
+    )
+    kv_cache_blocks: int | None = Field(
+        default=None,
+        ge=1,
+        description="KV blocks per layer group; None = max_batch sequences of the context",
+    )
+    prefix_caching: bool = Field(
+        default=True, description="reuse the KV blocks of prompt prefixes seen before"
+    )
     queue_size: int = Field(default=64, ge=1, description="waiting requests before 429")
     max_body_bytes: int = Field(default=1_000_000, ge=1024, description="larger bodies get 413")
     max_tokens_limit: int = Field(default=1024, ge=1, description="largest max_tokens allowed")
@@ -36,3 +60,8 @@ class ServeConfig(Section):
     )
     check_workers: int = Field(default=2, ge=1, description="threads for safety checks")
     docs: bool = Field(default=False, description="serve /docs and /openapi.json")
+    # Images in chat requests (superlab.serve.images); the body limit bounds them too.
+    max_images: int = Field(default=8, ge=0, description="image parts per chat request, else 400")
+    max_image_bytes: int = Field(
+        default=1 << 20, ge=1, description="one image's encoded (PNG) size, else 400"
+    )

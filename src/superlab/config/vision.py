@@ -37,6 +37,10 @@ class VisionConfig(Section):
     image_token_id: int | None = Field(default=None, ge=0)
     image_start_id: int | None = Field(default=None, ge=0)
     image_end_id: int | None = Field(default=None, ge=0)
+    # Pixel normalisation, per channel: (x / 255 - mean) / std (``superlab.model.vision.
+    # normalize``). Llama 4's image processor: mean = std = 0.5, i.e. [-1, 1].
+    pixel_mean: list[float] = Field(default_factory=lambda: [0.5, 0.5, 0.5])
+    pixel_std: list[float] = Field(default_factory=lambda: [0.5, 0.5, 0.5])
 
     @model_validator(mode="after")
     def _shapes(self) -> VisionConfig:
@@ -51,6 +55,11 @@ class VisionConfig(Section):
                 f"head dim d_model/n_heads ({self.d_model}/{self.n_heads}) must be a multiple"
                 " of 4 for 2-D RoPE",
             )
+        for name in ("pixel_mean", "pixel_std"):
+            if len(getattr(self, name)) != self.channels:
+                raise FieldError(name, f"{name} needs one value per channel ({self.channels})")
+        if any(s <= 0 for s in self.pixel_std):
+            raise FieldError("pixel_std", f"pixel_std values must be > 0, got {self.pixel_std}")
         side, merge = self.grid, round(1 / self.pixel_shuffle_ratio)
         if abs(merge * self.pixel_shuffle_ratio - 1) > 1e-9 or side % merge:
             raise FieldError(

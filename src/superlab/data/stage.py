@@ -13,6 +13,9 @@ order), ``data/rejects.jsonl`` (one line per removal), ``tokenizer/tokenizer.jso
 ``data/shards/`` and ``data/stats.json``; with a chat source (``sharegpt``), also
 ``data/chat.jsonl``, the kept conversations as chat rows for SFT. They are byte-identical
 whatever the executor and the number of workers.
+
+With ``data.images`` the stage builds the generated image task's splits instead
+(``superlab.data.images.stage``).
 """
 
 from __future__ import annotations
@@ -62,6 +65,10 @@ class Step(NamedTuple):
 
 def run(ctx: StageContext) -> dict[str, Any]:
     """Run (or resume) the data stage; write stats.json; return the summary figures."""
+    if ctx.recipe.data.images is not None:  # the generated image task instead of text
+        from superlab.data.images.stage import run as run_image_task
+
+        return run_image_task(ctx)
     work = _open_work(ctx)
     done: dict[str, Stats] = {}
     steps = _steps(work)
@@ -115,6 +122,8 @@ def check(ctx: StageContext) -> None:
     or mtime changed is fingerprinted again to say how; see ``superlab.data.manifest``).
     """
     path = ctx.run.data_work / "manifest.json"
+    if ctx.recipe.data.images is not None:
+        return  # the image task: each split's marker carries its settings
     if not path.is_file():
         return  # nothing made yet (or made before manifests): the stage writes one
     try:
@@ -142,7 +151,7 @@ def _inputs(ctx: StageContext) -> tuple[list[str], dict[str, Any]]:
     inputs = [name for _, name in sources.source_inputs(recipe.data)]
     if not inputs:
         raise StageError("data.source names no inputs")
-    data = sources.without_loader_fields(recipe.data.model_dump(mode="json"))
+    data = sources.without_loader_fields(recipe.data.model_dump(mode="json", exclude={"images"}))
     config = settings(data, recipe.tokenizer.model_dump(mode="json"))
     return inputs, config
 

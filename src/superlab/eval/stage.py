@@ -3,7 +3,8 @@
 ``eval.json`` (written atomically) holds the checkpoint's identity (path, step, weights
 sha256), ``settings`` (per evaluator: eval data, prompt format, decoding; see
 ``superlab.eval.compare``) and one summary per evaluator: ``heldout``, ``probes``,
-``hle``, ``contamination``. Per-item rows go to ``eval/<evaluator>.jsonl`` beside it.
+``hle``, ``contamination``, ``vqa`` (an image-task run: ``superlab.eval.vqa``). Per-item
+rows go to ``eval/<evaluator>.jsonl`` beside it.
 
 ``superlab eval`` runs ``run`` in ``eval_context(recipe, runs_dir)``: on an existing run,
 whatever its completion marker says, with a recipe whose ``eval`` section may differ
@@ -28,7 +29,7 @@ from superlab.config import Recipe
 from superlab.config.recipe import ProbeEvalConfig, ProbeSpec
 from superlab.data.probes import make_items
 from superlab.data.tokenizer import load_tokenizer
-from superlab.eval import contamination, hle
+from superlab.eval import contamination, hle, vqa
 from superlab.eval.lm import Scorer
 from superlab.eval.mixture import heldout_by_source, mixture_usage
 from superlab.eval.perplexity import heldout_stream, perplexity
@@ -188,6 +189,47 @@ def _contamination(
     result["contamination"] = out
 
 
+def _vqa(ctx: StageContext, model: torch.nn.Module, result: dict[str, Any]) -> None:
+    cfg = ctx.recipe.eval.vqa
+    assert cfg is not None
+    images = ctx.run.data / "images"
+    if not (images / "heldout.done").is_file():
+        raise StageError(f"eval.vqa: {images}/heldout.done is missing; run the data stage")
+    control = None
+    if cfg.control:
+        path = latest_checkpoint(ctx.run.ckpt / vqa.CONTROL)
+        if path is None:
+            raise StageError(
+                f"eval.vqa.control: no checkpoint under {ctx.run.ckpt / vqa.CONTROL}; the train"
+                " stage trains the control when eval.vqa.control is set"
+            )
+        control = load_model(path, next(model.parameters()).device)
+        result["settings"]["vqa_control"] = {
+            "checkpoint": str(path.relative_to(ctx.run.root)),
+            "weights_sha256": weights_hash(path),
+        }
+    with ctx.progress("held-out VQA", total=None):
+        summary, rows = vqa.evaluate(model, control, images, cfg.batch_size)
+    _write_rows(ctx.run.root / "eval" / "vqa.jsonl", rows)
+    result["settings"]["vqa"] = {
+        "metric": "held-out exact match of the greedy answer (teacher-forced argmax on every"
+        " answer token and <eos>), per question type",
+        "heldout_sha256": file_hash(images / "heldout.tokens.npz", images / "heldout.pixels.npy"),
+        "control": cfg.control,
+    }
+    result["vqa"] = summary
+    v = summary["vision"]["all"]
+    if control is None:
+        ctx.log.info("VQA: held-out exact match %s", _pct(v))
+    else:
+        ctx.log.info(
+            "VQA: held-out exact match %s with images, %s text-only: gain %+.3f",
+            _pct(v),
+            _pct(summary["text_only"]["all"]),
+            summary["gain"],
+        )
+
+
 def _pct(x: float | None) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -208,6 +250,13 @@ def run(ctx: StageContext) -> dict[str, Any]:
         "torch": torch.__version__,
         "settings": {},
     }
+    if cfg.perplexity and ctx.recipe.data.images is not None:
+        raise StageError(
+            "eval.perplexity needs text shards, which an image-task run (data.images) does not"
+            " have; set eval.perplexity: false and score it with eval.vqa"
+        )
+    if cfg.vqa is not None:
+        _vqa(ctx, model, result)
     if cfg.perplexity:
         tokens, text_bytes = heldout_stream(ctx.run.shards)
         seq_len = ctx.recipe.train.seq_len
@@ -267,6 +316,10 @@ def _summary(result: dict[str, Any]) -> dict[str, Any]:
         summary[f"{kind}_accuracy"] = s["accuracy"]
     if "hle" in result:
         summary["hle_accuracy"] = result["hle"]["accuracy"]
+    if "vqa" in result:
+        summary["vqa_accuracy"] = result["vqa"]["vision"]["all"]
+        if "gain" in result["vqa"]:
+            summary["vqa_gain_over_text_only"] = result["vqa"]["gain"]
     for name, c in (result.get("contamination") or {}).items():
         if isinstance(c, dict):  # one report per eval set, beside train_sha256
             summary[f"{name}_contaminated"] = c["contaminated"]

@@ -41,6 +41,7 @@ from superlab.model.attention_kinds import get_kind
 from superlab.model.attention_kinds.kernels import attention_mask, visible
 from superlab.model.cache import LayerKV
 from superlab.model.norm import RMSNorm
+from superlab.model.paged_cache import PagedLayerKV
 from superlab.model.rope import apply_rope
 from superlab.model.token_shift import previous
 
@@ -86,7 +87,7 @@ class Attention(nn.Module):
         cos_TC: torch.Tensor,
         sin_TC: torch.Tensor,
         doc_ids_BT: torch.Tensor | None = None,
-        kv: LayerKV | None = None,
+        kv: LayerKV | PagedLayerKV | None = None,
         pos_BT: torch.Tensor | None = None,
     ) -> torch.Tensor:
         B, T, _ = x_BTD.shape
@@ -105,7 +106,7 @@ class Attention(nn.Module):
         self,
         k_BTD: torch.Tensor,
         doc_ids_BT: torch.Tensor | None,
-        kv: LayerKV | None,
+        kv: LayerKV | PagedLayerKV | None,
         pos_BT: torch.Tensor | None,
     ) -> torch.Tensor:
         """Smeared keys: s * k_t + (1 - s) * k_{t-1} per key head, sealed at segment edges."""
@@ -128,7 +129,7 @@ class Attention(nn.Module):
         k_BGSC: torch.Tensor,
         v_BGSC: torch.Tensor,
         doc_ids_BT: torch.Tensor | None,
-        kv: LayerKV | None,
+        kv: LayerKV | PagedLayerKV | None,
         pos_BT: torch.Tensor | None,
     ) -> torch.Tensor:
         """Each query's weighted sum of the values it may see, by this layer's kind."""

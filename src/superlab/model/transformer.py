@@ -10,10 +10,12 @@ in each row b, positions ``cache.pos_B[b]..`` (one per valid token), attends to 
 cached keys, and advances ``cache.pos_B``; a prefill is one call with the prompt, then one
 call per new token. Rows are separate sequences of different lengths: ``valid_BT`` marks
 the real tokens of a step (padding gets no position, is never attended and never kept).
-Without a cache the forward is the training path, unchanged. Decoding is inference, so a
-cache needs ``model.eval()``: then every MoE router routes each token alone (no capacity
-drops, no top-C over the batch; docs/moe.md), and a row's logits do not depend on the
-other rows of its batch.
+A ``PagedKVCache`` (``superlab.model.paged_cache``, the serving engine's: fixed-size blocks,
+a block table per sequence) has the same interface and works the same way on the rows it
+was bound to. Without a cache the forward is the training path, unchanged. Decoding is
+inference, so a cache needs ``model.eval()``: then every MoE router routes each token
+alone (no capacity drops, no top-C over the batch; docs/moe.md), and a row's logits do
+not depend on the other rows of its batch.
 
 Per-layer choices (``model.layer_pattern``: attention kind, RoPE or NoPE, dense or MoE)
 are resolved by ``ModelConfig`` and read by each ``Block`` from its layer index.
@@ -44,6 +46,7 @@ from superlab.model.cache import KVCache, LayerKV
 from superlab.model.mlp import SwiGLU
 from superlab.model.moe import MoE
 from superlab.model.norm import RMSNorm
+from superlab.model.paged_cache import PagedKVCache, PagedLayerKV
 from superlab.model.rope import RotaryEmbedding
 from superlab.model.token_shift import previous
 from superlab.model.vision import VisionTower, fuse, ignore_image_targets
@@ -79,7 +82,7 @@ class Block(nn.Module):
         cos_TC: torch.Tensor,
         sin_TC: torch.Tensor,
         doc_ids_BT: torch.Tensor | None = None,
-        kv: LayerKV | None = None,
+        kv: LayerKV | PagedLayerKV | None = None,
         pos_BT: torch.Tensor | None = None,
     ) -> torch.Tensor:
         h_BTD = self.norm1(x_BTD)
@@ -134,10 +137,19 @@ class Transformer(nn.Module):
         idx_BT: torch.Tensor,
         targets_BT: torch.Tensor | None = None,
         doc_ids_BT: torch.Tensor | None = None,
-        cache: KVCache | None = None,
+        cache: KVCache | PagedKVCache | None = None,
         valid_BT: torch.Tensor | None = None,
         pixels_NCHW: torch.Tensor | None = None,
+        last_only: bool = False,
     ) -> ModelOutput:
+        """Logits (and, with ``targets_BT``, the loss) of ``idx_BT``.
+
+        ``last_only``: logits only at each row's last position (its last valid one, with
+        ``valid_BT``), shape (B, 1, V): a prefill needs no others, and the LM head over a
+        long prompt is a large share of its cost. Not with ``targets_BT``.
+        """
+        if last_only and targets_BT is not None:
+            raise ValueError("last_only gives one position's logits; the loss needs them all")
         if cache is not None and self.training:
             raise ValueError(
                 "decoding with a KV cache is inference: call model.eval() first"
@@ -165,6 +177,14 @@ class Transformer(nn.Module):
             x_BTD = block(x_BTD, cos_TC, sin_TC, doc_ids_BT, kv, pos_BT)
         if cache is not None and valid_BT is not None:
             cache.advance(valid_BT)
+        if last_only:
+            T = x_BTD.shape[1]
+            if valid_BT is None:
+                last_B = torch.full((x_BTD.shape[0],), T - 1, device=x_BTD.device)
+            else:  # each row's last valid position (0 for a row with none)
+                at_BT = torch.arange(T, device=x_BTD.device).expand_as(valid_BT)
+                last_B = torch.where(valid_BT, at_BT, 0).max(dim=1).values
+            x_BTD = x_BTD[torch.arange(x_BTD.shape[0], device=x_BTD.device), last_B][:, None]
         x_BTD = self.norm(x_BTD)
         weight_VD = self.tok_emb.weight if self.lm_head is None else self.lm_head.weight
         logits_BTV = F.linear(x_BTD, weight_VD)
@@ -195,6 +215,12 @@ class Transformer(nn.Module):
         if cache.pos_B is not None:
             cache.pos_B = cache.pos_B.to(self.tok_emb.weight.device)
         return cache
+
+    def new_paged_cache(self, num_blocks: int, block_size: int = 16) -> PagedKVCache:
+        """An empty paged KV cache (``superlab.model.paged_cache``) of ``num_blocks`` blocks of
+        ``block_size`` positions per layer group, on the model's device and in its dtype."""
+        w = self.tok_emb.weight
+        return PagedKVCache(self.cfg, num_blocks, block_size, w.device, w.dtype)
 
     def num_params(self) -> int:
         """Parameters stored (the tied embedding counted once)."""

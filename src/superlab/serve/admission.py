@@ -3,7 +3,8 @@
 Order (each refusal is an OpenAI-shaped error with a ``code``): server state (503) ->
 key rate and quota left (429) -> body size (413, ``limits.BodyLimit``) -> JSON and fields
 (400) -> a length bound from the character count, before tokenizing (400) -> tokens, in a
-worker thread (400) -> the safety check, in a worker thread, over at most
+worker thread (400) -> a chat's images, decoded in a worker thread (400, ``images``) ->
+the safety check, in a worker thread, over at most
 ``serve.max_check_chars`` (400) -> the key's worst-case token reservation (429) -> the
 queue (429). Nothing here that scales with the input runs on the event loop.
 """
@@ -22,6 +23,7 @@ from fastapi import Request
 from tokenizers import Tokenizer
 
 from superlab.config.recipe import ServeConfig
+from superlab.config.vision import VisionConfig
 from superlab.serve.auth import ApiKey, Denied, KeyRing
 from superlab.serve.lifecycle import Lifecycle
 from superlab.serve.metrics import Metrics
@@ -51,6 +53,7 @@ class Ctx:
     pool: ThreadPoolExecutor
     max_token_chars: int  # the longest token's text: a prompt has >= chars / this tokens
     created: int = field(default_factory=lambda: int(time.time()))
+    vision: VisionConfig | None = None  # the model's ``model.vision``: None reads text only
 
     @property
     def vocab(self) -> int:
@@ -166,8 +169,26 @@ async def encode(ctx: Ctx, text: str) -> list[int]:
     return (await off_loop(ctx, ctx.tokenizer.encode, text)).ids
 
 
-def chat_prompt(messages: Sequence[Any]) -> str:
-    return render_chat([{"role": m.role, "content": m.text()} for m in messages])
+def chat_prompt(messages: Sequence[Any], image: str = "") -> str:
+    """The chat template over ``messages``; each image part becomes ``image``
+    (``superlab.serve.images`` puts its placeholder tokens there)."""
+    return render_chat([{"role": m.role, "content": m.text(image)} for m in messages])
+
+
+def check_image_tokens(ctx: Ctx, ids: list[int], param: str, n_images: int = 0) -> None:
+    """Refuse a prompt whose text tokenizes to the model's image placeholder (the
+    ``n_images`` images' own placeholders aside): the model has no pixels for it."""
+    v = ctx.vision
+    if v is None or v.image_token_id is None:
+        return
+    if ids.count(v.image_token_id) != n_images * v.tokens_per_image:
+        raise ApiError(
+            400,
+            f"{param}: the text holds the model's image placeholder token "
+            f"(id {v.image_token_id}); images go in image_url content parts",
+            param,
+            "image_token_in_text",
+        )
 
 
 async def prompts(ctx: Ctx, prompt: Any) -> list[tuple[str, list[int]]]:
@@ -199,6 +220,7 @@ async def prompts(ctx: Ctx, prompt: Any) -> list[tuple[str, list[int]]]:
             check_length(ctx, item)  # before decoding it
             out.append((await off_loop(ctx, ctx.tokenizer.decode, item), list(item)))
         check_length(ctx, out[-1][1])
+        check_image_tokens(ctx, out[-1][1], "prompt")
     return out
 
 
@@ -222,6 +244,15 @@ def params(
         raise ApiError(
             400,
             f"logit_bias: token id {bad[0]} is outside 0..{ctx.vocab - 1}",
+            "logit_bias",
+            "invalid_value",
+        )
+    image_id = ctx.vision.image_token_id if ctx.vision is not None else None
+    if any(t == image_id and b > 0 for t, b in bias):  # a placeholder has no pixels to read
+        raise ApiError(
+            400,
+            f"logit_bias: token id {image_id} is the model's image placeholder; "
+            "the model reads images, it does not write them",
             "logit_bias",
             "invalid_value",
         )

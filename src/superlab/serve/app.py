@@ -31,7 +31,7 @@ from tokenizers import Tokenizer
 
 from superlab.config.recipe import ServeConfig
 from superlab.serve import admission as adm
-from superlab.serve import handling
+from superlab.serve import handling, images
 from superlab.serve.admission import Ctx
 from superlab.serve.auth import ApiKey, KeyRing
 from superlab.serve.engine import Engine
@@ -61,8 +61,12 @@ def create_app(
     keys: list[ApiKey],
     cfg: ServeConfig | None = None,
     policy: Policy | None = None,
+    cache_namespace: str | None = None,
 ) -> FastAPI:
     """An app serving ``model`` under ``name``; the engine thread starts with the app.
+
+    ``cache_namespace`` names the weights for the prefix cache (``Engine``); None: a fresh
+    one, so no cached block outlives this app.
 
     ``app.state.life`` is its ``Lifecycle``: whoever runs the HTTP server sets its
     ``stop`` hook (``superlab.serve.load.run_server`` does) and calls ``drain``.
@@ -76,7 +80,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = Engine(model, tokenizer, max_seq_len, cfg.max_batch)
+        engine = Engine(
+            model,
+            tokenizer,
+            max_seq_len,
+            cfg.max_batch,
+            prefill_tokens=cfg.prefill_tokens,
+            prefill_share=cfg.prefill_share,
+            kv_block_size=cfg.kv_block_size,
+            kv_cache_blocks=cfg.kv_cache_blocks,
+            prefix_caching=cfg.prefix_caching,
+            cache_namespace=cache_namespace,
+        )
         scheduler = Scheduler(engine, cfg.queue_size, metrics, on_death=life.engine_died)
         pool = ThreadPoolExecutor(cfg.check_workers, thread_name_prefix="superlab-check")
         life.loop, life.scheduler = asyncio.get_running_loop(), scheduler
@@ -84,6 +99,7 @@ def create_app(
         holder["ctx"] = Ctx(
             name, tokenizer, cfg, max_seq_len, ring, policy, metrics, scheduler, life, pool, chars
         )
+        holder["ctx"].vision = getattr(getattr(model, "cfg", None), "vision", None)
         # A check builds what it needs at first use (the classifier trains): do it now, so
         # the server starts ready and the first request does not wait for it.
         await asyncio.get_running_loop().run_in_executor(pool, policy.check, "", [])
@@ -170,7 +186,12 @@ def create_app(
             raise ApiError(400, "give exactly one of prompt or messages", "prompt", "invalid_value")
         text = req.prompt if req.prompt is not None else adm.chat_prompt(req.messages or [])
         adm.check_chars(ctx, len(text), "prompt")
-        ids = await adm.encode(ctx, text)
+        if req.messages is not None:  # the chat prompt's ids, image placeholders included
+            image_parts = images.parts(req.messages)
+            images.check(ctx, image_parts)
+            ids = await images.chat_ids(ctx, req.messages, len(image_parts))
+        else:
+            ids = await adm.encode(ctx, text)
         return {"tokens": ids, "count": len(ids), "max_model_len": ctx.max_seq_len}
 
     @app.post("/detokenize")

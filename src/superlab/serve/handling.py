@@ -1,9 +1,9 @@
 """Request handling: an admitted completions or chat request becomes engine runs and a response.
 
 A handler takes a parsed request and its key from a route, runs the remaining admission
-checks (``admission``: model, ``n``, settings, tokens, the input safety check, the queue,
-the key's token reservation), starts one ``Run`` per choice and answers with the JSON body
-or the SSE stream that ``responses`` shapes.
+checks (``admission``: model, ``n``, settings, tokens, a chat's images (``images``), the
+input safety check, the queue, the key's token reservation), starts one ``Run`` per
+choice and answers with the JSON body or the SSE stream that ``responses`` shapes.
 
 A ``Run`` reads its request's Deltas from the scheduler and checks each piece of output
 with the policy (in a worker thread, with the whole conversation) before releasing it: a
@@ -21,9 +21,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
+import torch
 from fastapi.responses import JSONResponse, Response
 
 from superlab.serve import admission as adm
+from superlab.serve import images
 from superlab.serve.admission import Conversation, Ctx, Reservation, off_loop, refusal
 from superlab.serve.auth import ApiKey
 from superlab.serve.engine import Delta, GenRequest, TokenLogprob
@@ -86,19 +88,26 @@ async def chat(ctx: Ctx, key: ApiKey, req: ChatRequest) -> Response:
     """``/v1/chat/completions``: ``n`` choices of one conversation, streamed or in one body."""
     adm.check_model(ctx, req.model)
     adm.check_n(ctx, req.n)
+    image_parts = images.parts(req.messages)
+    images.check(ctx, image_parts)
+    # Every message's text parts, every role: what the policy checks, with or without images.
     conversation = [(m.role, m.text()) for m in req.messages]
     adm.check_chars(ctx, sum(len(c) for _, c in conversation), "messages")
     max_tokens = req.max_completion_tokens or req.max_tokens
     top = (req.top_logprobs or 0) if req.logprobs else None
     p = adm.params(ctx, req, max_tokens, top, CHAT_STOPS)
-    ids = await adm.encode(ctx, adm.chat_prompt(req.messages))
+    ids = await images.chat_ids(ctx, req.messages, len(image_parts))  # with placeholders
     adm.check_length(ctx, ids, "messages")
+    adm.check_image_tokens(ctx, ids, "messages", len(image_parts))
+    pixels_NCHW = await images.pixels(ctx, image_parts)
     text = "\n".join(c for _, c in conversation)
     await adm.check_input(ctx, text, conversation, key)
     adm.check_queue(ctx)
     res = Reservation(ctx, key, len(ids) + req.n * p.max_tokens)
     try:
-        runs = [Run(ctx, key, conversation, ids, _nth(p, j), res) for j in range(req.n)]
+        runs = [
+            Run(ctx, key, conversation, ids, _nth(p, j), res, pixels_NCHW) for j in range(req.n)
+        ]
         if req.stream:
             return sse(chat_events(runs, req.include_usage, res), res)
         await all_of([r.drain for r in runs])
@@ -153,9 +162,10 @@ class Run:
         ids: list[int],
         p: SamplingParams,
         res: Reservation,
+        pixels_NCHW: torch.Tensor | None = None,
     ) -> None:
         self.ctx, self.key, self.conversation, self.ids, self.p = ctx, key, conversation, ids, p
-        self.res = res
+        self.res, self.pixels_NCHW = res, pixels_NCHW
         self.id = uuid.uuid4().hex
         self.released = ""
         self.tokens: list[int] = []
@@ -170,7 +180,9 @@ class Run:
         ctx = self.ctx
         try:
             async with asyncio.timeout(ctx.cfg.request_timeout_s):
-                deltas = ctx.scheduler.stream(GenRequest(self.id, self.ids, self.p))
+                deltas = ctx.scheduler.stream(
+                    GenRequest(self.id, self.ids, self.p, self.pixels_NCHW)
+                )
                 try:
                     async for d in deltas:
                         piece = await self._take(d)

@@ -23,6 +23,23 @@ class Served:
     tokenizer: Tokenizer
     max_seq_len: int
     name: str
+    # Names these weights for the prefix cache: the path plus a digest of its files' names,
+    # sizes and modification times (new weights at the same path get a new namespace).
+    cache_namespace: str | None = None
+
+
+def weights_namespace(path: Path) -> str:
+    """``path`` and a digest of the files under it (name, size, mtime): changes with the
+    weights, costs no read of them."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    files = sorted(q for q in path.rglob("*") if q.is_file()) if path.is_dir() else [path]
+    for q in files:
+        st = q.stat()
+        h.update(f"{q.relative_to(path) if path.is_dir() else q.name}:{st.st_size}:".encode())
+        h.update(str(st.st_mtime_ns).encode())
+    return f"{path.resolve()}#{h.hexdigest()}"
 
 
 POST_STAGES = ("rl", "pref", "sft")  # newest post-training stage first
@@ -78,7 +95,11 @@ def load_served(path: str | Path) -> Served:
             raise FileNotFoundError(f"{p}: a Hugging Face directory needs tokenizer.json")
         model = import_hf(p)
         return Served(
-            model.eval(), Tokenizer.from_file(str(tok_path)), model.cfg.max_seq_len, p.name
+            model.eval(),
+            Tokenizer.from_file(str(tok_path)),
+            model.cfg.max_seq_len,
+            p.name,
+            weights_namespace(p),
         )
     from superlab.model import load_model
 
@@ -92,7 +113,8 @@ def load_served(path: str | Path) -> Served:
     run_name = ckpt.parent.parent.name if ckpt.parent.name == "ckpt" else ckpt.name
     if ckpt.parent.name in POST_STAGES and ckpt.parent.parent.name == "ckpt":
         run_name = f"{ckpt.parent.parent.parent.name}-{ckpt.parent.name}"
-    return Served(model.eval(), Tokenizer.from_file(str(tok_path)), model.cfg.max_seq_len, run_name)
+    tok = Tokenizer.from_file(str(tok_path))
+    return Served(model.eval(), tok, model.cfg.max_seq_len, run_name, weights_namespace(ckpt))
 
 
 def find_recipe(path: str | Path) -> Path | None:
@@ -139,6 +161,7 @@ def serve(path: str | Path, cfg: ServeConfig, keys_file: Path | None) -> int:
         max_seq_len=served.max_seq_len,
         keys=keys,
         cfg=cfg,
+        cache_namespace=served.cache_namespace,
     )
     return run_server(app, cfg.host, cfg.port, cfg.drain_timeout_s)
 

@@ -41,6 +41,26 @@ class Metrics:
         "vllm:time_to_first_token_seconds": ("histogram", "Time to first token."),
         "vllm:time_per_output_token_seconds": ("histogram", "Time per output token."),
         "vllm:e2e_request_latency_seconds": ("histogram", "End-to-end request latency."),
+        "vllm:prefix_cache_queries_total": (
+            "counter",
+            "Prompt tokens looked up in the prefix cache.",
+        ),
+        "vllm:prefix_cache_hits_total": ("counter", "Prompt tokens found in the prefix cache."),
+        "vllm:num_preemptions_total": (
+            "counter",
+            "Sequences preempted for KV blocks (recomputed).",
+        ),
+        "superlab:prefix_cache_hit_rate": ("gauge", "Prefix-cache hit tokens / query tokens."),
+        "superlab:kv_blocks_used": (
+            "gauge",
+            "KV cache blocks held by sequences (all layer groups).",
+        ),
+        "superlab:kv_blocks_free": (
+            "gauge",
+            "KV cache blocks free or evictable (all layer groups).",
+        ),
+        "superlab:step_prefill_tokens": ("gauge", "Prompt tokens prefilled in the last step."),
+        "superlab:step_decode_tokens": ("gauge", "Tokens decoded in the last step."),
         "superlab:http_requests_total": ("counter", "HTTP requests, by route and status."),
         "superlab:rejected_requests_total": ("counter", "Requests refused by a limit."),
         "superlab:refusals_total": ("counter", "Safety refusals, by category and stage."),

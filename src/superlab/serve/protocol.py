@@ -155,11 +155,14 @@ class CompletionRequest(_Request):
 
 
 class ContentPart(BaseModel):
-    """One part of a message's content; only ``text`` parts are read."""
+    """One part of a message's content: ``text``, or ``image_url`` (``{"url", "detail"}``,
+    checked and decoded by ``superlab.serve.images``, which names the bad field); parts of
+    other types are ignored."""
 
     model_config = ConfigDict(extra="ignore")
     type: str
     text: str | None = None
+    image_url: Any = None
 
 
 class Message(BaseModel):
@@ -168,10 +171,15 @@ class Message(BaseModel):
     role: Literal["system", "user", "assistant", "developer", "tool"]
     content: str | list[ContentPart]
 
-    def text(self) -> str:
+    def text(self, image: str = "") -> str:
+        """The text parts joined, each ``image_url`` part replaced by ``image`` (the marker
+        where its placeholder tokens go; "" gives the text alone)."""
         if isinstance(self.content, str):
             return self.content
-        return "".join(p.text or "" for p in self.content if p.type == "text")
+        return "".join(
+            (p.text or "") if p.type == "text" else image if p.type == "image_url" else ""
+            for p in self.content
+        )
 
 
 class ChatRequest(_Request):

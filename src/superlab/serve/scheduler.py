@@ -182,6 +182,15 @@ class Scheduler:
             except Exception as e:  # handed to the awaiting handler, which answers it
                 fut.set_exception(e)
 
+    def publish_stats(self) -> None:
+        """Copy the engine's cache and step counters (``Engine.stats``) into the metrics."""
+        stats = self.engine.stats()
+        for key, (name, total) in STATS_METRICS.items():
+            if total:
+                self.metrics.set(name, float(stats[key]))
+            else:
+                self.metrics.gauges[name] = float(stats[key])
+
     def _step(self) -> None:
         pending_before = {r.id for r in self.engine.pending}
         deltas = self.engine.step()
@@ -190,6 +199,7 @@ class Scheduler:
             self._waiting -= len(pending_before - pending_after)
         self.metrics.gauges["vllm:num_requests_running"] = self.engine.n_running
         self.metrics.gauges["vllm:num_requests_waiting"] = self._waiting
+        self.publish_stats()
         for d in deltas:
             with self._lock:
                 target = self._outs.get(d.request_id)
@@ -198,6 +208,19 @@ class Scheduler:
             if target is not None:
                 loop, out = target
                 loop.call_soon_threadsafe(out.put_nowait, d)
+
+
+# Engine.stats() name -> (metric, counter: a running total rather than a gauge).
+STATS_METRICS = {
+    "prefix_cache_queries": ("vllm:prefix_cache_queries_total", True),
+    "prefix_cache_hits": ("vllm:prefix_cache_hits_total", True),
+    "preemptions": ("vllm:num_preemptions_total", True),
+    "prefix_cache_hit_rate": ("superlab:prefix_cache_hit_rate", False),
+    "kv_blocks_used": ("superlab:kv_blocks_used", False),
+    "kv_blocks_free": ("superlab:kv_blocks_free", False),
+    "prefill_tokens_last_step": ("superlab:step_prefill_tokens", False),
+    "decode_tokens_last_step": ("superlab:step_decode_tokens", False),
+}
 
 
 def _join(deltas: list[Delta]) -> Delta:

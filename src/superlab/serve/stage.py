@@ -13,7 +13,12 @@ from superlab.serve.generate import Generator
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
-    """Generate a completion for each of ``serve.prompts`` with the newest checkpoint."""
+    """Generate a completion for each of ``serve.prompts`` with the newest checkpoint.
+
+    An image-task run (``data.images``) has no tokenizer (its questions are in the task's own
+    vocabulary) and no text prompts to answer: the stage is skipped, saying why."""
+    if ctx.recipe.data.images is not None:
+        return {"skipped": "an image-task run (data.images) has no tokenizer or text prompts"}
     ckpt = latest_checkpoint(ctx.run.ckpt)
     if ckpt is None:
         raise StageError(f"no complete checkpoint under {ctx.run.ckpt}; run the train stage first")

@@ -1,4 +1,7 @@
-"""The ``train`` stage: train the recipe's model on the run's shards, resuming if it can."""
+"""The ``train`` stage: train the recipe's model on the run's shards, resuming if it can.
+
+With ``data.images`` the run's data is the image task instead (``superlab.train.vision``).
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,10 @@ def cpu_threads(configured: int) -> int:
 def run(ctx: StageContext) -> dict[str, Any]:
     """Train to ``train.steps`` (resuming from the newest checkpoint); return the summary."""
     torch.set_num_threads(cpu_threads(ctx.recipe.train.threads))
+    if ctx.recipe.data.images is not None:  # the image task (and its text-only control)
+        from superlab.train.vision import run as run_image_task
+
+        return run_image_task(ctx)
     trainer = Trainer(ctx.recipe, ctx.run, ctx)
     ctx.log.info(
         "train: %s on %s x %d (%s, %s), %d parameters",

@@ -72,7 +72,7 @@ def test_bad_rows_are_rejects_with_reasons_and_lines(tmp_path):
     src.parent.mkdir()
     good = json.dumps({"image": "data:image/png;base64," + _png(30), "questions": QS})
     src.write_text("\n".join([good] + [line for line, _ in BAD]) + "\n")
-    stats = shards.write_split(tmp_path, "train", side=24)
+    stats = shards.write_split(tmp_path, "train", side=24, tokens_per_image=4)
     assert stats == {"split": "train", "images": 1, "questions": 1, "rejected": len(BAD)}
     rejects = [
         json.loads(x) for x in (tmp_path / "images/train.rejects.jsonl").read_text().splitlines()
@@ -91,19 +91,23 @@ def test_over_the_byte_limit_is_a_reject():
 
 
 def test_a_finished_split_is_skipped_and_an_unfinished_one_redone(tmp_path, monkeypatch):
-    stats = shards.build_split(tmp_path, "heldout", n=5, seed=3, side=24)
+    stats = shards.build_split(tmp_path, "heldout", n=5, seed=3, side=24, tokens_per_image=4)
     images, rows = shards.read_split(tmp_path, "heldout")
     assert stats["images"] == 5 == len(images) and stats["rejected"] == 0
     assert len(rows) == stats["questions"] >= 5 * 3
     calls = []
     monkeypatch.setattr(shards, "write_source", lambda *a: calls.append(a))
-    assert shards.build_split(tmp_path, "heldout", n=5, seed=3, side=24) == stats
+    assert (
+        shards.build_split(tmp_path, "heldout", n=5, seed=3, side=24, tokens_per_image=4) == stats
+    )
     assert calls == []  # skipped: the marker and outputs exist
     monkeypatch.undo()
     (tmp_path / "images/heldout.done").unlink()  # interrupted before its marker
     with pytest.raises(FileNotFoundError, match="not finished"):
         shards.read_split(tmp_path, "heldout")
-    assert shards.build_split(tmp_path, "heldout", n=5, seed=3, side=24) == stats
+    assert (
+        shards.build_split(tmp_path, "heldout", n=5, seed=3, side=24, tokens_per_image=4) == stats
+    )
     again, _ = shards.read_split(tmp_path, "heldout")
     assert np.array_equal(again, images)
 
@@ -121,3 +125,27 @@ def test_token_layout_targets_only_the_answer():
     assert x.shape == y.shape and x[1, -1] == text.PAD and y[1, -1] == -100
     with pytest.raises(ValueError, match="not in the image task's vocabulary"):
         text.encode("what is é?")
+
+
+def test_tokens_hold_both_layouts_of_every_question(tmp_path):
+    shards.build_split(tmp_path, "train", n=3, seed=5, side=24, tokens_per_image=4)
+    _, rows = shards.read_split(tmp_path, "train")
+    tokens = np.load(tmp_path / "images/train.tokens.npz")
+    assert list(tokens["image"]) == [r["image"] for r in rows]
+    assert list(tokens["type"]) == [r["type"] for r in rows]
+    for q, row in enumerate(rows):
+        for key, image in (("", True), ("_text", False)):
+            ids, targets = text.example(row, 4, image=image)
+            n = len(ids)
+            assert tokens[f"x{key}"][q, :n].tolist() == ids
+            assert tokens[f"y{key}"][q, :n].tolist() == targets
+            assert not tokens[f"x{key}"][q, n:].any()  # padded with PAD = 0
+            assert (tokens[f"y{key}"][q, n:] == -100).all()
+
+
+def test_a_split_made_with_other_settings_is_redone(tmp_path):
+    first = shards.build_split(tmp_path, "train", n=3, seed=5, side=24, tokens_per_image=4)
+    again = shards.build_split(tmp_path, "train", n=4, seed=5, side=24, tokens_per_image=4)
+    assert (first["images"], again["images"]) == (3, 4)
+    assert json.loads((tmp_path / "images/train.done").read_text())["settings"]["n"] == 4
+    assert not shards.is_done(tmp_path, "train", shards.settings(3, 5, 24, 4))

@@ -9,6 +9,7 @@ import torch
 from superlab.config.recipe import load_recipe
 from superlab.data.images import scenes, text
 from superlab.model.transformer import Transformer
+from superlab.model.vision import normalize
 
 pytest.importorskip("PIL.Image", reason="pillow is not installed (superlab[vision])")
 RECIPE = Path(__file__).resolve().parents[3] / "recipes" / "vision-tiny.yaml"
@@ -28,10 +29,7 @@ def test_tiny_recipe_matches_the_task_and_takes_a_training_step():
     rows = [{"image": i, **q.__dict__} for i, (_, qs) in enumerate(examples) for q in qs[:1]]
     x, y = text.batch(rows, v.tokens_per_image)
     assert x.shape[1] <= cfg.max_seq_len
-    images = (
-        torch.from_numpy(np.stack([img for img, _ in examples])).permute(0, 3, 1, 2).float() / 127.5
-        - 1
-    )
+    images = normalize(np.stack([img for img, _ in examples]), v)
     torch.manual_seed(0)
     model = Transformer(cfg)
     loss = model(torch.from_numpy(x), torch.from_numpy(y), pixels_NCHW=images).loss

@@ -7,13 +7,23 @@ reason and its location, and writes, each atomically and the marker last:
 
     images/<split>.pixels.npy      (N, H, W, 3) uint8, the accepted images in order
     images/<split>.rows.jsonl      one question per line: image index, type, question, answer
+    images/<split>.tokens.npz      the questions as token ids, what the train and eval
+                                   stages read (below)
     images/<split>.rejects.jsonl   what was dropped, with the reason and file:line
-    images/<split>.done            the split's stats; with it the split is complete
+    images/<split>.done            the split's stats and settings; with it the split is complete
 
-A split with its marker and outputs is skipped on a rerun; one without is redone from
-scratch (``superlab.data.pipeline.shards`` does the same per text shard).
+A split with its marker and outputs, made with the same settings, is skipped on a rerun;
+one without is redone from scratch (``superlab.data.pipeline.shards`` does the same per
+text shard).
 
-Legend: N images, H = W image side.
+``tokens.npz`` is the contract with the later stages (which read the run directory, not
+this package): ``x``, ``y`` (Q, T) int16 inputs and targets of each question with its
+image's ``tokens_per_image`` placeholders (``superlab.data.images.text``; targets -100
+off the answer), ``x_text``, ``y_text`` the same text without the image's tokens (the
+text-only control), ``image`` (Q,) the row of ``pixels.npy`` each question is about, and
+``type`` (Q,) its question type.
+
+Legend: N images, H = W image side, Q questions, T longest sequence.
 """
 
 from __future__ import annotations
@@ -27,9 +37,9 @@ from typing import Any
 import numpy as np
 
 from superlab.common.atomic import atomic_write_json, atomic_write_text, atomic_write_with
-from superlab.data.images import codec, scenes
+from superlab.data.images import codec, scenes, text
 
-OUTPUTS = (".pixels.npy", ".rows.jsonl", ".rejects.jsonl", ".done")
+OUTPUTS = (".pixels.npy", ".rows.jsonl", ".tokens.npz", ".rejects.jsonl", ".done")
 
 
 def _paths(data_dir: str | Path, split: str) -> dict[str, Path]:
@@ -37,9 +47,13 @@ def _paths(data_dir: str | Path, split: str) -> dict[str, Path]:
     return {s: root / f"{split}{s}" for s in (".source.jsonl", *OUTPUTS)}
 
 
-def is_done(data_dir: str | Path, split: str) -> bool:
-    """True when the split's marker and every output exist."""
-    return all(p.exists() for s, p in _paths(data_dir, split).items() if s in OUTPUTS)
+def is_done(data_dir: str | Path, split: str, settings: dict[str, Any] | None = None) -> bool:
+    """True when the split's marker and every output exist (and, given ``settings``, the
+    marker says the split was made with them)."""
+    paths = _paths(data_dir, split)
+    if not all(p.exists() for s, p in paths.items() if s in OUTPUTS):
+        return False
+    return settings is None or json.loads(paths[".done"].read_text()).get("settings") == settings
 
 
 def write_source(path: Path, n: int, seed: int, side: int) -> None:
@@ -90,8 +104,31 @@ def read_source(
             yield pixels, qs
 
 
-def write_split(data_dir: str | Path, split: str, side: int) -> dict[str, Any]:
-    """Read ``<split>.source.jsonl``; write pixels, rows, rejects, then the marker."""
+def write_tokens(path: Path, rows: list[dict[str, Any]], tokens_per_image: int) -> None:
+    """``tokens.npz`` of ``rows`` (see the module docstring), atomically."""
+    empty = np.zeros((0, 1), np.int64)
+    x, y = text.batch(rows, tokens_per_image) if rows else (empty, empty)
+    xt, yt = text.batch(rows, tokens_per_image, image=False) if rows else (empty, empty)
+    arrays = {
+        "x": x.astype(np.int16),
+        "y": y.astype(np.int16),
+        "x_text": xt.astype(np.int16),
+        "y_text": yt.astype(np.int16),
+        "image": np.array([r["image"] for r in rows], dtype=np.int64),
+        "type": np.array([r["type"] for r in rows], dtype=str),
+    }
+    atomic_write_with(path, lambda f: np.savez(f, **arrays))
+
+
+def write_split(
+    data_dir: str | Path,
+    split: str,
+    side: int,
+    tokens_per_image: int,
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Read ``<split>.source.jsonl``; write pixels, rows, tokens, rejects, then the marker
+    (the split's stats, and ``settings`` to know it by on a rerun)."""
     paths = _paths(data_dir, split)
     images, rows, rejects = [], [], []
     for item in read_source(paths[".source.jsonl"], side):
@@ -104,6 +141,7 @@ def write_split(data_dir: str | Path, split: str, side: int) -> dict[str, Any]:
     stack = np.stack(images) if images else np.zeros((0, side, side, 3), np.uint8)
     atomic_write_with(paths[".pixels.npy"], lambda f: np.save(f, stack))
     atomic_write_text(paths[".rows.jsonl"], "".join(json.dumps(r) + "\n" for r in rows))
+    write_tokens(paths[".tokens.npz"], rows, tokens_per_image)
     atomic_write_text(paths[".rejects.jsonl"], "".join(json.dumps(r) + "\n" for r in rejects))
     stats = {
         "split": split,
@@ -111,19 +149,29 @@ def write_split(data_dir: str | Path, split: str, side: int) -> dict[str, Any]:
         "questions": len(rows),
         "rejected": len(rejects),
     }
-    atomic_write_json(paths[".done"], stats)
+    atomic_write_json(paths[".done"], {**stats, "settings": settings})
     return stats
 
 
-def build_split(data_dir: str | Path, split: str, n: int, seed: int, side: int) -> dict[str, Any]:
-    """Generate (seed ``seed``) and write one split; a finished split is kept as it is."""
+def settings(n: int, seed: int, side: int, tokens_per_image: int) -> dict[str, Any]:
+    """What a split is made from; its marker keeps them, and a rerun with others redoes it."""
+    return {"n": n, "seed": seed, "side": side, "tokens_per_image": tokens_per_image}
+
+
+def build_split(
+    data_dir: str | Path, split: str, n: int, seed: int, side: int, tokens_per_image: int
+) -> dict[str, Any]:
+    """Generate (seed ``seed``) and write one split; a finished split made with the same
+    settings is kept as it is."""
     paths = _paths(data_dir, split)
-    if is_done(data_dir, split):
-        return json.loads(paths[".done"].read_text())
-    for s in OUTPUTS:  # unfinished: redo from scratch, marker first so it cannot stay stale
+    made_with = settings(n, seed, side, tokens_per_image)
+    if is_done(data_dir, split, made_with):
+        done = json.loads(paths[".done"].read_text())
+        return {k: v for k, v in done.items() if k != "settings"}
+    for s in reversed(OUTPUTS):  # unfinished: redo from scratch, marker first (never stale)
         paths[s].unlink(missing_ok=True)
     write_source(paths[".source.jsonl"], n, seed, side)
-    return write_split(data_dir, split, side)
+    return write_split(data_dir, split, side, tokens_per_image, made_with)
 
 
 def read_split(data_dir: str | Path, split: str) -> tuple[np.ndarray, list[dict[str, Any]]]:

@@ -62,9 +62,9 @@ def sdpa(
     q_BHTC: torch.Tensor, k_BGSC: torch.Tensor, v_BGSC: torch.Tensor, mask: torch.Tensor | None
 ) -> torch.Tensor:
     """SDPA with each group of H/G query heads sharing one key/value head; None = causal."""
-    H, G = q_BHTC.shape[1], k_BGSC.shape[1]
-    k_BHSC = k_BGSC.repeat_interleave(H // G, dim=1)
-    v_BHSC = v_BGSC.repeat_interleave(H // G, dim=1)
+    # ``enable_gqa`` shares each key/value head among its query heads without copying it
+    # (a copy of every cached key per step was most of a decode step's time).
+    gqa = q_BHTC.shape[1] != k_BGSC.shape[1]
     return F.scaled_dot_product_attention(
-        q_BHTC, k_BHSC, v_BHSC, attn_mask=mask, is_causal=mask is None
+        q_BHTC, k_BGSC, v_BGSC, attn_mask=mask, is_causal=mask is None, enable_gqa=gqa
     )
