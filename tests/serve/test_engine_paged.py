@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.model.vision.test_fusion import BOI, EOI, IMG, VISION
 
 from superlab.config.model import LayerSpec
 from superlab.config.recipe import AttentionConfig, ModelConfig
-from superlab.config.vision import VisionConfig
 from superlab.model.transformer import Transformer
 from superlab.serve.engine import Engine, GenRequest
 from superlab.serve.sampling import SamplingParams
@@ -320,21 +320,6 @@ def test_chunked_prefill_equals_one_shot_prefill_logits():
     assert [t for t, _ in first[5].top] == [t for t, _ in first[1024].top]
     for (_, x), (_, y) in zip(first[5].top, first[1024].top, strict=True):
         assert x == pytest.approx(y, abs=1e-5)
-
-
-IMG, BOI, EOI = 60, 61, 62
-VISION = VisionConfig(
-    image_size=16,
-    patch_size=4,
-    d_model=32,
-    n_layers=2,
-    n_heads=2,
-    ffn_hidden=64,
-    projector_dim=48,
-    image_token_id=IMG,
-    image_start_id=BOI,
-    image_end_id=EOI,
-)
 
 
 def test_a_prompt_with_images_equals_the_full_forward():
