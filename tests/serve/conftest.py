@@ -8,6 +8,7 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
+from superlab.config.model import LayerSpec
 from superlab.config.recipe import AttentionConfig, ModelConfig, TokenizerConfig
 from superlab.data.tokenizer import train_tokenizer
 from superlab.model import Transformer, save_model
@@ -26,12 +27,21 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> Tokenizer:
     return train_tokenizer(iter(TEXT * 5), TokenizerConfig(vocab_size=320, min_frequency=1), path)
 
 
-def tiny_model(vocab: int, kind: str = "full", max_seq_len: int = 64, seed: int = 0) -> Transformer:
+def tiny_model(
+    vocab: int, kind: str = "full", max_seq_len: int = 64, seed: int = 0, **kw: object
+) -> Transformer:
+    """A 2-layer model of one attention kind (``mixed``: a sliding layer, then a full one);
+    ``kw`` goes to ``ModelConfig``."""
     attention = {
         "full": AttentionConfig(kind="full"),
         "sliding": AttentionConfig(kind="sliding", window=6),
         "chunked": AttentionConfig(kind="chunked", chunk_size=8),
+        "sparse": AttentionConfig(kind="sparse", block_size=4, top_k_blocks=1, local_blocks=1),
+        "mixed": AttentionConfig(kind="full"),
     }[kind]
+    if kind == "mixed":
+        sliding = LayerSpec(attention="sliding", window=6)
+        kw["layer_pattern"] = [sliding, LayerSpec(attention="full")]
     torch.manual_seed(seed)
     cfg = ModelConfig(
         d_model=32,
@@ -42,6 +52,7 @@ def tiny_model(vocab: int, kind: str = "full", max_seq_len: int = 64, seed: int 
         max_seq_len=max_seq_len,
         attention=attention,
         tie_embeddings=False,
+        **kw,  # type: ignore[arg-type]
     )
     model = Transformer(cfg).eval()
     assert model.lm_head is not None

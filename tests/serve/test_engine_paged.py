@@ -8,20 +8,12 @@ import pytest
 import torch
 from tests.model.vision.test_fusion import BOI, EOI, IMG, VISION
 
-from superlab.config.model import LayerSpec
-from superlab.config.recipe import AttentionConfig, ModelConfig
 from superlab.model.transformer import Transformer
 from superlab.serve.engine import Engine, GenRequest
 from superlab.serve.sampling import SamplingParams
 
+from .conftest import tiny_model
 from .test_engine import run
-
-ATTENTION = {
-    "full": AttentionConfig(kind="full"),
-    "sliding": AttentionConfig(kind="sliding", window=6),
-    "chunked": AttentionConfig(kind="chunked", chunk_size=8),
-    "sparse": AttentionConfig(kind="sparse", block_size=4, top_k_blocks=1, local_blocks=1),
-}
 
 
 class _Ids:
@@ -35,27 +27,7 @@ class _Ids:
 
 
 def _model(kind: str = "full", vocab: int = 96, max_seq_len: int = 64, **kw) -> Transformer:
-    torch.manual_seed(0)
-    pattern = None
-    if kind == "mixed":
-        pattern = [LayerSpec(attention="sliding", window=6), LayerSpec(attention="full")]
-    cfg = ModelConfig(
-        d_model=32,
-        n_layers=2,
-        n_heads=4,
-        n_kv_heads=2,
-        vocab_size=vocab,
-        max_seq_len=max_seq_len,
-        attention=ATTENTION["full" if kind == "mixed" else kind],
-        layer_pattern=pattern,
-        tie_embeddings=False,
-        **kw,
-    )
-    model = Transformer(cfg).eval()
-    assert model.lm_head is not None
-    with torch.no_grad():  # sharp logits: few near-ties between paths
-        model.lm_head.weight.mul_(50)
-    return model
+    return tiny_model(vocab, kind, max_seq_len, **kw)
 
 
 def _prompt(seed: int, n: int, vocab: int = 96) -> list[int]:
@@ -325,15 +297,7 @@ def test_chunked_prefill_equals_one_shot_prefill_logits():
 def test_a_prompt_with_images_equals_the_full_forward():
     """Two images; prefill chunks of 5 tokens never split an image's 4 placeholders; the
     greedy tokens and log-probs equal re-running the full forward (with pixels) each step."""
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=64, max_seq_len=64,
-        vision=VISION, tie_embeddings=False,
-    )  # fmt: skip
-    model = Transformer(cfg).eval()
-    assert model.lm_head is not None
-    with torch.no_grad():
-        model.lm_head.weight.mul_(50)
+    model = tiny_model(64, vision=VISION)
     image = [BOI] + [IMG] * VISION.tokens_per_image + [EOI]
     ids = [3, 4, *image, 5, 6, 7, *image, 8, 9]
     pixels = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(1))
@@ -367,12 +331,7 @@ def test_a_prompt_with_images_equals_the_full_forward():
 
 def test_a_vision_model_never_samples_its_image_placeholder():
     """A generated placeholder would have no pixels: the engine masks it out."""
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=64, max_seq_len=64,
-        vision=VISION, tie_embeddings=False,
-    )  # fmt: skip
-    model = Transformer(cfg).eval()
+    model = tiny_model(64, vision=VISION)
     engine = Engine(model, _Ids(), 64)  # type: ignore[arg-type]
     original = model.forward
 
