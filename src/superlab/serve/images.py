@@ -46,15 +46,6 @@ from superlab.model.vision import normalize
 from superlab.serve.admission import Ctx, chat_prompt, off_loop
 from superlab.serve.protocol import ApiError, Message
 
-# codec's reasons, by their opening words -> our error codes (tests pin each one).
-_CODES = (
-    ("unsupported data URL", "unsupported_image_format"),
-    ("malformed base64", "invalid_base64"),
-    ("unsupported image format", "unsupported_image_format"),
-    ("image of", "image_too_large"),
-    ("unreadable image", "invalid_image"),
-)
-
 
 @dataclass(frozen=True)
 class ImagePart:
@@ -161,16 +152,10 @@ async def chat_ids(ctx: Ctx, messages: Sequence[Message], n_images: int) -> list
 def decode(ctx: Ctx, image: ImagePart) -> np.ndarray:
     """(H, W, 3) uint8 pixels of one part, resized to the model's size, or a 400 naming it."""
     assert ctx.vision is not None
-    data = codec.from_base64(image.url)
-    pixels = (
-        data
-        if isinstance(data, str)
-        else codec.decode(data, ctx.vision.image_size, ctx.cfg.max_image_bytes)
-    )
-    if isinstance(pixels, str):
+    pixels = codec.read(image.url, ctx.vision.image_size, ctx.cfg.max_image_bytes)
+    if isinstance(pixels, codec.Reject):
         param = f"{image.param}.image_url.url"
-        code = next((c for start, c in _CODES if pixels.startswith(start)), "invalid_image")
-        raise ApiError(400, f"{param}: {pixels}", param, code)
+        raise ApiError(400, f"{param}: {pixels}", param, pixels.code)
     return pixels
 
 

@@ -3,6 +3,7 @@
 import base64
 import io
 import json
+import pickle
 import random
 
 import numpy as np
@@ -87,7 +88,25 @@ def test_bad_rows_are_rejects_with_reasons_and_lines(tmp_path):
 
 def test_over_the_byte_limit_is_a_reject():
     data = codec.encode_png(np.random.default_rng(0).integers(0, 255, (64, 64, 3), np.uint8))
-    assert "over the limit of 100" in codec.decode(data, max_bytes=100)
+    reject = codec.decode(data, max_bytes=100)
+    assert "over the limit of 100" in reject
+    assert isinstance(reject, codec.Reject) and reject.code == "image_too_large"
+
+
+def test_each_reject_carries_its_code_and_pickles_with_it():
+    png = base64.b64encode(codec.encode_png(np.zeros((4, 4, 3), np.uint8))).decode()
+    assert codec.read(codec.DATA_URL + png, size=8).shape == (8, 8, 3)
+    cases = {
+        "data:image/jpeg;base64,AAAA": "unsupported_image_format",
+        "not base64!": "invalid_base64",
+        base64.b64encode(b"GIF89a" + bytes(20)).decode(): "invalid_image",
+        png[: len(png) // 2 // 4 * 4]: "invalid_image",  # a truncated PNG
+    }
+    for given, code in cases.items():
+        reject = codec.read(given)
+        assert isinstance(reject, codec.Reject) and reject.code == code, (given, reject)
+        again = pickle.loads(pickle.dumps(reject))
+        assert again == reject and again.code == code
 
 
 def test_a_finished_split_is_skipped_and_an_unfinished_one_redone(tmp_path, monkeypatch):

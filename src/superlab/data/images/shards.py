@@ -96,8 +96,7 @@ def read_source(
                 why = qs if isinstance(qs, str) else "no 'image' string (base64 PNG)"
                 yield {"reason": why, "location": where}
                 continue
-            data = codec.from_base64(image)
-            pixels = data if isinstance(data, str) else codec.decode(data, side)
+            pixels = codec.read(image, side)
             if isinstance(pixels, str):
                 yield {"reason": pixels, "location": where + " field 'image'"}
                 continue
