@@ -140,6 +140,14 @@ class _Seq:
         self.image_keys: list[bytes] = []  # each image's pixel digest
 
 
+def _pixel_digests(pixels_NCHW: torch.Tensor) -> list[bytes]:
+    """Each image's digest, for the prefix hashes of the blocks that hold it."""
+    out = []
+    for img in pixels_NCHW.detach().to("cpu", torch.float32):
+        out.append(hashlib.blake2b(img.contiguous().numpy().tobytes(), digest_size=16).digest())
+    return out
+
+
 def token_logprobs(logits_V: torch.Tensor, token: int, top_n: int) -> TokenLogprob:
     """``token``'s log-probability under ``logits_V`` and the ``top_n`` most likely tokens."""
     return _pick_logprobs(torch.log_softmax(logits_V.float(), dim=-1), token, top_n)
@@ -389,7 +397,9 @@ class Engine:
         False (nothing changed) when the free blocks cannot hold its prompt now."""
         kv = self._cache()
         if not seq.images and seq.req.pixels_NCHW is not None:
-            seq.images, seq.image_keys = self._image_spans(seq.req)
+            seq.images = self._image_spans(seq.req)
+            if self.prefix_caching:
+                seq.image_keys = _pixel_digests(seq.req.pixels_NCHW)
         kv.add(seq)
         hit = 0
         if self.prefix_caching:
@@ -444,11 +454,12 @@ class Engine:
                     h.update(key)
             seq.hashes.append(h.digest())
 
-    def _image_spans(self, req: GenRequest) -> tuple[list[tuple[int, int]], list[bytes]]:
-        """Each image's placeholder span in the prompt and its pixels' digest."""
+    def _image_spans(self, req: GenRequest) -> list[tuple[int, int]]:
+        """Each image's placeholder span in the prompt; a ValueError naming ``pixels_NCHW``
+        when they do not match the images."""
         pixels = req.pixels_NCHW
         if pixels is None:
-            return [], []
+            return []
         if self.image_id is None:
             raise ValueError("pixels_NCHW: images given to a text-only model")
         if pixels.dim() != 4:
@@ -474,11 +485,7 @@ class Engine:
             raise ValueError(
                 f"pixels_NCHW: {pixels.shape[0]} images for {len(spans)} in the prompt"
             )
-        keys = []
-        for i in range(pixels.shape[0]):
-            img = pixels[i].detach().to("cpu", torch.float32).contiguous()
-            keys.append(hashlib.blake2b(img.numpy().tobytes(), digest_size=16).digest())
-        return spans, keys
+        return spans
 
     def _image_safe(self, seq: _Seq, blocks: int) -> int:
         """At most ``blocks`` leading blocks, ending outside every image's placeholders."""
