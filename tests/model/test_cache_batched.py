@@ -20,16 +20,17 @@ KINDS = {
 PAD = 0
 
 
-def _model(attention: AttentionConfig, moe: bool, mix: str = "") -> Transformer:
+def tiny_model(
+    kind: str = "full", mix: str = "", moe: bool = False, max_seq_len: int = 32, **kw
+) -> Transformer:
+    """A 2-layer model of one attention kind (``KINDS``); ``mix``: a boolean model option
+    turned on (``token_shift``, ``smear_keys``); ``kw`` goes to ``ModelConfig``."""
     torch.manual_seed(0)
+    base = dict(d_model=32, n_layers=2, n_heads=4, n_kv_heads=2, vocab_size=50)
     cfg = ModelConfig(
-        d_model=32,
-        n_layers=2,
-        n_heads=4,
-        n_kv_heads=2,
-        vocab_size=50,
-        max_seq_len=32,
-        attention=attention,
+        **(base | kw),
+        max_seq_len=max_seq_len,
+        attention=KINDS[kind],
         moe=MoEConfig(num_experts=4, top_k=2, every=2) if moe else None,
         **({mix: True} if mix else {}),
     )
@@ -81,7 +82,7 @@ class Batch:
 @pytest.mark.parametrize("mix", ["", "token_shift", "smear_keys"])
 @torch.no_grad()
 def test_continuous_batching_equals_each_sequence_alone(kind, moe, mix):
-    model = _model(KINDS[kind], moe, mix)
+    model = tiny_model(kind, mix, moe)
     g = torch.Generator().manual_seed(1)
     lengths = [12, 19, 9, 22]
     seqs = [torch.randint(1, 50, (n,), generator=g) for n in lengths]
@@ -111,7 +112,7 @@ def test_continuous_batching_equals_each_sequence_alone(kind, moe, mix):
 @pytest.mark.parametrize(("kind", "bound"), [("sliding", 5), ("chunked", 6)])
 @torch.no_grad()
 def test_local_caches_stay_bounded_with_rows_at_different_positions(kind, bound):
-    model = _model(KINDS[kind], moe=False)
+    model = tiny_model(kind)
     cache = model.new_cache()
     idx = torch.randint(1, 50, (3, 9))
     valid = torch.tensor([[True] * 9, [True] * 4 + [False] * 5, [True] * 7 + [False] * 2])
@@ -124,7 +125,7 @@ def test_local_caches_stay_bounded_with_rows_at_different_positions(kind, bound)
 
 @torch.no_grad()
 def test_padding_is_never_kept_and_pos_needs_equal_rows():
-    model = _model(KINDS["full"], moe=False)
+    model = tiny_model("full")
     cache = model.new_cache()
     valid = torch.tensor([[True, True, True], [False, True, True]])  # row 1 left-padded
     model(torch.randint(1, 50, (2, 3)), cache=cache, valid_BT=valid)

@@ -4,37 +4,18 @@ reference counts and LRU eviction, and chunked prefill equals one-shot prefill."
 
 import pytest
 import torch
+from tests.model.test_cache_batched import KINDS, tiny_model
 
 from superlab.config.model import LayerSpec
-from superlab.config.recipe import AttentionConfig, ModelConfig, MoEConfig
 from superlab.model.block_pool import BlockPool
 from superlab.model.paged_cache import PagedKVCache
 from superlab.model.transformer import Transformer
 
-KINDS = {
-    "full": AttentionConfig(kind="full"),
-    "sliding": AttentionConfig(kind="sliding", window=5),
-    "chunked": AttentionConfig(kind="chunked", chunk_size=6),
-    "sparse": AttentionConfig(kind="sparse", block_size=4, top_k_blocks=1, local_blocks=1),
-}
 P = 4  # KV block size in these tests
 
 
 def _model(kind: str = "full", mix: str = "", moe: bool = False, **kw) -> Transformer:
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=32,
-        n_layers=2,
-        n_heads=4,
-        n_kv_heads=2,
-        vocab_size=50,
-        max_seq_len=64,
-        attention=KINDS[kind],
-        moe=MoEConfig(num_experts=4, top_k=2, every=2) if moe else None,
-        **({mix: True} if mix else {}),
-        **kw,
-    )
-    return Transformer(cfg).eval()
+    return tiny_model(kind, mix, moe, max_seq_len=64, **kw)
 
 
 def _mixed() -> Transformer:
@@ -44,12 +25,7 @@ def _mixed() -> Transformer:
         LayerSpec(attention="full"),
         LayerSpec(attention="chunked", chunk_size=6),
     ]
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=32, n_layers=3, n_heads=4, n_kv_heads=2, vocab_size=50, max_seq_len=64,
-        layer_pattern=pattern,
-    )  # fmt: skip
-    return Transformer(cfg).eval()
+    return tiny_model(n_layers=3, layer_pattern=pattern, max_seq_len=64)
 
 
 def _feed(model, cache, keys, seqs, done, take) -> dict:
