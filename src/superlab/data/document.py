@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -21,13 +21,8 @@ class Document:
     offset: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "text": self.text,
-            "metadata": self.metadata,
-            "source": self.source,
-            "offset": self.offset,
-        }
+        """Every field by name (the JSONL record ``from_record`` reads back)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_record(

@@ -1,77 +1,53 @@
 """The stage table: order, what each needs first, and the function that runs it.
 
 A stage's code is imported when the stage runs, not when the table is read, so the CLI
-starts fast and a run of ``plan`` alone never imports torch. The small functions below
-are those lazy imports, written out so that readers and tools can follow them.
+starts fast and a run of ``plan`` alone never imports torch. ``_code`` below holds those
+lazy imports, one per stage, written out so that readers and tools can follow them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 from superlab.common import StageContext
 
 
-def _data(ctx: StageContext) -> dict[str, Any]:
-    from superlab.data.stage import run
+def _code(stage: str) -> ModuleType:
+    """The module that runs ``stage``, imported only now."""
+    match stage:
+        case "data":
+            from superlab.data import stage as code
+        case "train":
+            from superlab.train import stage as code
+        case "sft":
+            from superlab.post import sft as code
+        case "pref":
+            from superlab.post import pref as code
+        case "rl":
+            from superlab.post import rl as code
+        case "eval":
+            from superlab.eval import stage as code
+        case "serve":
+            from superlab.serve import stage as code
+        case "plan":
+            from superlab.plan import stage as code
+        case "report":
+            from superlab.report import stage as code
+        case _:
+            raise ValueError(f"no code for stage {stage!r}")
+    return code
 
-    return run(ctx)
+
+def _runs(stage: str) -> Callable[[StageContext], dict[str, Any]]:
+    """``stage``'s ``run``, importing its module when called, not before."""
+    return lambda ctx: _code(stage).run(ctx)
 
 
 def _data_check(ctx: StageContext) -> None:
-    from superlab.data.stage import check
-
-    check(ctx)
-
-
-def _train(ctx: StageContext) -> dict[str, Any]:
-    from superlab.train.stage import run
-
-    return run(ctx)
-
-
-def _sft(ctx: StageContext) -> dict[str, Any]:
-    from superlab.post.sft import run
-
-    return run(ctx)
-
-
-def _pref(ctx: StageContext) -> dict[str, Any]:
-    from superlab.post.pref import run
-
-    return run(ctx)
-
-
-def _rl(ctx: StageContext) -> dict[str, Any]:
-    from superlab.post.rl import run
-
-    return run(ctx)
-
-
-def _eval(ctx: StageContext) -> dict[str, Any]:
-    from superlab.eval.stage import run
-
-    return run(ctx)
-
-
-def _serve(ctx: StageContext) -> dict[str, Any]:
-    from superlab.serve.stage import run
-
-    return run(ctx)
-
-
-def _plan(ctx: StageContext) -> dict[str, Any]:
-    from superlab.plan.stage import run
-
-    return run(ctx)
-
-
-def _report(ctx: StageContext) -> dict[str, Any]:
-    from superlab.report.stage import run
-
-    return run(ctx)
+    _code("data").check(ctx)
 
 
 @dataclass(frozen=True)
@@ -92,22 +68,24 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("data", (), _data, "clean, dedup, train tokenizer, pack shards", check=_data_check),
-    Stage("train", ("data",), _train, "train the model, checkpoint, resume"),
+    Stage(
+        "data", (), _runs("data"), "clean, dedup, train tokenizer, pack shards", check=_data_check
+    ),
+    Stage("train", ("data",), _runs("train"), "train the model, checkpoint, resume"),
     # Post-training needs no stage of its own run: its init may be a Hugging Face folder.
     # With init 'run' or 'sft' it finds the checkpoint it starts from or says what to run.
-    Stage("sft", (), _sft, "supervised fine-tuning on chat rows (recipe's sft section)"),
-    Stage("pref", (), _pref, "preference optimisation: DPO, IPO or SimPO (pref section)"),
-    Stage("rl", (), _rl, "GRPO with verifiable rewards (rl section)"),
+    Stage("sft", (), _runs("sft"), "supervised fine-tuning on chat rows (recipe's sft section)"),
+    Stage("pref", (), _runs("pref"), "preference optimisation: DPO, IPO or SimPO (pref section)"),
+    Stage("rl", (), _runs("rl"), "GRPO with verifiable rewards (rl section)"),
     Stage(
         "eval",
         ("train",),
-        _eval,
+        _runs("eval"),
         "held-out perplexity and bits per byte; probes, HLE file, contamination if configured",
     ),
-    Stage("serve", ("train",), _serve, "answer the recipe's sample prompts"),
-    Stage("plan", (), _plan, "GPUs, time, power and cost at scale"),
-    Stage("report", (), _report, "write report.html", refresh=True),
+    Stage("serve", ("train",), _runs("serve"), "answer the recipe's sample prompts"),
+    Stage("plan", (), _runs("plan"), "GPUs, time, power and cost at scale"),
+    Stage("report", (), _runs("report"), "write report.html", refresh=True),
 )
 
 
