@@ -9,6 +9,7 @@ from tokenizers import Tokenizer, models, pre_tokenizers
 from superlab.config.recipe import AttentionConfig, ModelConfig
 from superlab.model import Transformer
 from superlab.serve.generate import EOS_TOKEN, Generator
+from superlab.serve.sampling import SamplingParams
 
 
 def word_tokenizer() -> Tokenizer:
@@ -44,21 +45,23 @@ class Scripted(torch.nn.Module):
 
 def test_stops_at_eos_and_decodes():
     gen = Generator(Scripted([2, 3, 4], prompt_len=2), word_tokenizer(), max_seq_len=64)
-    c = gen.generate("a b", max_new_tokens=10)
+    c = gen.generate("a b", SamplingParams(max_tokens=10))
     assert c.token_ids == [2, 3, 4] and c.finish_reason == "eos"
     assert c.text == "a b c"
 
 
 def test_max_new_tokens_and_stop_strings():
     gen = Generator(Scripted([2, 3, 5, 4], prompt_len=1), word_tokenizer(), max_seq_len=64)
-    assert gen.generate("a", max_new_tokens=2).finish_reason == "length"
-    c = gen.generate("a", max_new_tokens=10, stop=["stop"])
+    assert gen.generate("a", SamplingParams(max_tokens=2)).finish_reason == "length"
+    c = gen.generate("a", SamplingParams(max_tokens=10, stop=("stop",)))
     assert c.finish_reason == "stop" and c.text == "a b "
 
 
 def test_context_is_cropped_to_max_seq_len():
     model = Scripted([2] * 10, prompt_len=0)
-    Generator(model, word_tokenizer(), max_seq_len=4).generate("a a a", max_new_tokens=5)
+    Generator(model, word_tokenizer(), max_seq_len=4).generate(
+        "a a a", SamplingParams(max_tokens=5)
+    )
     assert max(model.seen) == 4
 
 
@@ -67,8 +70,8 @@ def test_real_model_is_reproducible_per_seed(temperature):
     torch.manual_seed(0)
     cfg = ModelConfig(d_model=32, n_layers=2, n_heads=4, vocab_size=6, max_seq_len=16)
     gen = Generator(Transformer(cfg), word_tokenizer(), max_seq_len=16)
-    a = gen.generate("a b", max_new_tokens=12, temperature=temperature, seed=1)
-    b = gen.generate("a b", max_new_tokens=12, temperature=temperature, seed=1)
+    a = gen.generate("a b", SamplingParams(max_tokens=12, temperature=temperature, seed=1))
+    b = gen.generate("a b", SamplingParams(max_tokens=12, temperature=temperature, seed=1))
     assert a == b and len(a.token_ids) <= 12
 
 
@@ -109,8 +112,12 @@ def test_cached_generation_equals_rerunning_the_context(attention):
     assert cached.cached and not rerun.cached
     for prompt in ["a b", "a b c a b c a b c"]:  # the second is longer than max_seq_len
         for temperature in (0.0, 0.8):
-            a = cached.generate(prompt, max_new_tokens=20, temperature=temperature, seed=3)
-            b = rerun.generate(prompt, max_new_tokens=20, temperature=temperature, seed=3)
+            a = cached.generate(
+                prompt, SamplingParams(max_tokens=20, temperature=temperature, seed=3)
+            )
+            b = rerun.generate(
+                prompt, SamplingParams(max_tokens=20, temperature=temperature, seed=3)
+            )
             assert a == b
 
 
@@ -129,7 +136,9 @@ def test_chunked_decoding_keeps_a_bounded_cache_past_max_seq_len():
     model.register_forward_pre_hook(
         lambda _m, args, kw: calls.append(args[0].shape[1]), with_kwargs=True
     )
-    c = Generator(model, word_tokenizer(), max_seq_len=8).generate("a b", max_new_tokens=30)
+    c = Generator(model, word_tokenizer(), max_seq_len=8).generate(
+        "a b", SamplingParams(max_tokens=30)
+    )
     assert calls[0] == 2 and set(calls[1:]) <= {1}  # prefill once, then one token per step
     assert len(c.token_ids) == len(calls) > 8  # ran past max_seq_len (no EOS here)
 

@@ -41,19 +41,6 @@ def reference(
     return Completion(tokenizer.decode(new), new, "length")
 
 
-def generate(gen: Generator, prompt: str, p: SamplingParams) -> Completion:
-    return gen.generate(
-        prompt,
-        p.max_tokens,
-        p.temperature,
-        p.top_k,
-        p.top_p,
-        p.seed or 0,
-        list(p.stop),
-        p.repetition_penalty,
-    )
-
-
 SETTINGS = {
     "greedy": SamplingParams(max_tokens=12),
     "sampled": SamplingParams(max_tokens=12, temperature=0.9, top_k=40, top_p=0.95, seed=3),
@@ -71,7 +58,7 @@ def test_generate_equals_the_plain_definition(tokenizer, kind, name):
     gen = Generator(model, tokenizer, MAX_SEQ_LEN)
     for prompt in ["The history of", "Numbers like 1, 2, 3 and 42 appear in many stories"]:
         want = reference(model, tokenizer, prompt, SETTINGS[name])
-        assert generate(gen, prompt, SETTINGS[name]) == want
+        assert gen.generate(prompt, SETTINGS[name]) == want
         if name == "past_context":
             assert want.finish_reason == "length" and len(want.token_ids) == 30
 
@@ -85,7 +72,7 @@ def test_stop_strings_equal_the_plain_definition(tokenizer, kind):
     p = SamplingParams(max_tokens=30, temperature=0.8, seed=5, stop=("zzz", stop))
     want = reference(model, tokenizer, "The history of", p)
     assert want.finish_reason == "stop" and want.text == full.text[: full.text.find(stop)]
-    assert generate(gen, "The history of", p) == want
+    assert gen.generate("The history of", p) == want
 
 
 def test_a_prompt_longer_than_the_context_is_cropped(tokenizer):
@@ -94,7 +81,7 @@ def test_a_prompt_longer_than_the_context_is_cropped(tokenizer):
     assert len(tokenizer.encode(prompt).ids) > MAX_SEQ_LEN
     p = SamplingParams(max_tokens=10, temperature=0.9, seed=1)
     want = reference(model, tokenizer, prompt, p)
-    assert generate(Generator(model, tokenizer, MAX_SEQ_LEN), prompt, p) == want
+    assert Generator(model, tokenizer, MAX_SEQ_LEN).generate(prompt, p) == want
     with pytest.raises(ValueError, match=r"prompt: 20 tokens; the model's context is 16"):
         Engine(model, tokenizer, MAX_SEQ_LEN).submit(GenRequest("x", [5] * 20, p))
 
@@ -111,7 +98,9 @@ def test_generate_runs_the_engine_and_nothing_else(tokenizer, monkeypatch):
         return out
 
     monkeypatch.setattr(Engine, "step", step)
-    c = Generator(model, tokenizer, MAX_SEQ_LEN).generate("The history of", 25, 0.8, seed=2)
+    c = Generator(model, tokenizer, MAX_SEQ_LEN).generate(
+        "The history of", SamplingParams(max_tokens=25, temperature=0.8, seed=2)
+    )
     assert c.token_ids == from_steps and len(c.token_ids) == 25
 
 
@@ -133,7 +122,7 @@ def test_re_run_rows_batch_with_cached_rows(tokenizer):
         both = both or bool(engine.running and engine.rerun)
     assert both  # a step had a cached row and a re-run row
     for i, (prompt, p) in enumerate(zip(prompts, params, strict=True)):
-        assert tokens[str(i)] == generate(gen, prompt, p).token_ids
+        assert tokens[str(i)] == gen.generate(prompt, p).token_ids
 
 
 class Uncached(torch.nn.Module):

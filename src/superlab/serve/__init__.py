@@ -3,7 +3,7 @@ server, a safety policy and sampling.
 
 - ``engine``: the one decode loop (continuous batching over the model's KV cache);
   ``scheduler`` runs it on a worker thread for the server.
-- ``generate``: ``Generator(model, tokenizer, max_seq_len).generate(prompt, **settings)``,
+- ``generate``: ``Generator(model, tokenizer, max_seq_len).generate(prompt, params)``,
   in-process text in and text out through the engine; the ``serve`` stage (``stage``)
   answers the recipe's sample prompts with it.
 - ``sampling`` (greedy, temperature, top-k, top-p, penalties, logit bias) and ``text``

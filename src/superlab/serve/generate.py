@@ -51,27 +51,12 @@ class Generator:
         probe = Engine(model, tokenizer, max_seq_len)
         self.cached, self.bounded = probe.cached, probe.bounded
 
-    def generate(
-        self,
-        prompt: str,
-        max_new_tokens: int = 32,
-        temperature: float = 0.0,
-        top_k: int | None = None,
-        top_p: float | None = None,
-        seed: int = 0,
-        stop: list[str] | None = None,
-        repetition_penalty: float = 1.0,
-    ) -> Completion:
-        """Continue ``prompt``; same seed and settings give the same text."""
-        p = SamplingParams(
-            max_tokens=max_new_tokens,
-            temperature=temperature,
-            top_k=top_k,
-            top_p=top_p,
-            repetition_penalty=repetition_penalty,
-            stop=tuple(stop or ()),
-            seed=seed,
-        )
+    def generate(self, prompt: str, params: SamplingParams | None = None) -> Completion:
+        """Continue ``prompt``; the same ``params`` (with a seed) give the same text.
+
+        ``params`` defaults to greedy decoding of up to 32 tokens with seed 0.
+        """
+        p = SamplingParams(max_tokens=32, seed=0) if params is None else params
         ids = self._encode(prompt)
         # One forward for the whole prompt, however long (a bounded cache takes it).
         engine = Engine(

@@ -10,6 +10,7 @@ from superlab.common import StageContext, StageError, atomic_write_json
 from superlab.common.ckpt import latest_checkpoint
 from superlab.model import load_model
 from superlab.serve.generate import Generator
+from superlab.serve.sampling import SamplingParams
 
 
 def run(ctx: StageContext) -> dict[str, Any]:
@@ -32,9 +33,14 @@ def run(ctx: StageContext) -> dict[str, Any]:
     samples = []
     with ctx.progress("sample prompts", total=len(cfg.prompts)) as bar:
         for i, prompt in enumerate(cfg.prompts):
-            c = gen.generate(
-                prompt, cfg.max_new_tokens, cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed + i
+            params = SamplingParams(
+                max_tokens=cfg.max_new_tokens,
+                temperature=cfg.temperature,
+                top_k=cfg.top_k,
+                top_p=cfg.top_p,
+                seed=cfg.seed + i,
             )
+            c = gen.generate(prompt, params)
             samples.append(
                 {"prompt": prompt, "completion": c.text, "finish_reason": c.finish_reason}
             )

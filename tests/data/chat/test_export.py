@@ -16,6 +16,7 @@ from superlab.data.chat import CHAT_TOKENS, END_OF_TURN, encode_chat, render_cha
 from superlab.data.chat.export import export_run, export_tokenizer
 from superlab.model import Transformer, load_model, save_model
 from superlab.serve.generate import Generator
+from superlab.serve.sampling import SamplingParams
 
 from .conftest import CONVERSATIONS
 from .test_tokens import old_tokenizer
@@ -92,7 +93,9 @@ def test_greedy_generation_matches_transformers(chat_tokenizer: Tokenizer, tmp_p
         )
     theirs = out[0, len(prompt_ids) :].tolist()
     ours = Generator(load_model(root / "ckpt" / "step-1"), chat_tokenizer, 64)
-    done = ours.generate(render_chat(messages, add_generation_prompt=True), max_new_tokens=20)
+    done = ours.generate(
+        render_chat(messages, add_generation_prompt=True), SamplingParams(max_tokens=20)
+    )
     assert chat_tokenizer.encode(render_chat(messages, True)).ids == prompt_ids
     if done.finish_reason == "eos":  # our engine stops at <|endoftext|> and leaves it out
         done.token_ids.append(0)
