@@ -5,6 +5,7 @@ import torch
 
 from superlab.config.recipe import AttentionConfig, ModelConfig
 from superlab.model.attention import Attention, attention_mask
+from superlab.model.positions import Positions
 from superlab.model.rope import RotaryEmbedding
 
 KINDS = [
@@ -103,7 +104,7 @@ def test_attention_matches_loop(attn, with_docs):
     x_BTD = torch.randn(2, 9, 32)
     doc_ids_BT = torch.tensor([[0] * 4 + [1] * 5, [0] * 2 + [1] * 6 + [2]]) if with_docs else None
     cos, sin = RotaryEmbedding(cfg.head_dim, 9)(9)
-    got = layer(x_BTD, cos, sin, doc_ids_BT)
+    got = layer(x_BTD, Positions(cos, sin, doc_ids_BT))
     want = _loop_reference(layer, x_BTD, cfg, doc_ids_BT)
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
 
@@ -122,7 +123,8 @@ def test_gqa_equals_mha_with_repeated_kv():
             getattr(mha, name).weight.copy_(w_GCD.repeat_interleave(2, dim=0).reshape(4 * C, 32))
     x_BTD = torch.randn(2, 7, 32)
     cos, sin = RotaryEmbedding(C, 7)(7)
-    torch.testing.assert_close(gqa(x_BTD, cos, sin), mha(x_BTD, cos, sin))
+    positions = Positions(cos, sin)
+    torch.testing.assert_close(gqa(x_BTD, positions), mha(x_BTD, positions))
 
 
 def test_causal_fast_path_equals_mask_path():
@@ -130,6 +132,6 @@ def test_causal_fast_path_equals_mask_path():
     layer = Attention(_cfg(AttentionConfig()))
     x_BTD = torch.randn(2, 8, 32)
     cos, sin = RotaryEmbedding(8, 8)(8)
-    fast = layer(x_BTD, cos, sin)
-    masked = layer(x_BTD, cos, sin, torch.zeros(2, 8, dtype=torch.long))
+    fast = layer(x_BTD, Positions(cos, sin))
+    masked = layer(x_BTD, Positions(cos, sin, torch.zeros(2, 8, dtype=torch.long)))
     torch.testing.assert_close(fast, masked, atol=1e-6, rtol=1e-5)

@@ -5,6 +5,7 @@ import torch
 
 from superlab.config.recipe import AttentionConfig, ModelConfig, MoEConfig
 from superlab.model.attention_kinds import kernels as attention_module
+from superlab.model.positions import Positions
 from superlab.model.transformer import Transformer
 
 KINDS = {
@@ -101,10 +102,10 @@ def test_cache_rejects_packed_documents():
 def _input_grads(model: Transformer, idx_BT: torch.Tensor, t: int) -> torch.Tensor:
     """Gradient norm of the output at position ``t`` w.r.t. each input token embedding."""
     emb_BTD = model.tok_emb(idx_BT).detach().requires_grad_(True)
-    cos_TC, sin_TC = model.rope(idx_BT.shape[1])
+    positions = Positions(*model.rope(idx_BT.shape[1]))
     x_BTD = emb_BTD
     for block in model.blocks:
-        x_BTD = block(x_BTD, cos_TC, sin_TC)
+        x_BTD = block(x_BTD, positions)
     model.norm(x_BTD)[0, t].sum().backward()
     assert emb_BTD.grad is not None
     return emb_BTD.grad[0].norm(dim=-1)

@@ -15,6 +15,7 @@ from superlab.config.recipe import (
 from superlab.model.attention import Attention, nope_temperature
 from superlab.model.counts import flops_per_token, mean_context, param_count
 from superlab.model.moe import MoE
+from superlab.model.positions import Positions
 from superlab.model.rope import RotaryEmbedding
 from superlab.model.transformer import Transformer
 
@@ -100,7 +101,7 @@ def _qk(cfg: ModelConfig, layer: int, start: int = 0):
     cos, sin = RotaryEmbedding(cfg.head_dim, 16)(5, start)
     q, k = torch.randn(1, 4, 5, 8), torch.randn(1, 2, 5, 8)
     pos_BT = torch.arange(start, start + 5)[None]  # the cache path's per-row positions
-    return attn, q, k, *attn._position(q, k, cos, sin, pos_BT)
+    return attn, q, k, *attn._position(q, k, Positions(cos, sin, pos_BT=pos_BT))
 
 
 def test_nope_layer_leaves_q_and_k_unrotated():
@@ -162,10 +163,10 @@ def test_patterned_incremental_equals_full_forward(prefill):
 
 def _input_grads(model: Transformer, idx_BT: torch.Tensor, t: int) -> torch.Tensor:
     emb_BTD = model.tok_emb(idx_BT).detach().requires_grad_(True)
-    cos_TC, sin_TC = model.rope(idx_BT.shape[1])
+    positions = Positions(*model.rope(idx_BT.shape[1]))
     x_BTD = emb_BTD
     for block in model.blocks:
-        x_BTD = block(x_BTD, cos_TC, sin_TC)
+        x_BTD = block(x_BTD, positions)
     model.norm(x_BTD)[0, t].sum().backward()
     return emb_BTD.grad[0].norm(dim=-1)
 

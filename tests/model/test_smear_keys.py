@@ -11,6 +11,7 @@ from tests.model.reach import positions_reached
 from superlab.config.recipe import AttentionConfig, ModelConfig, MoEConfig
 from superlab.model.counts import flops_per_token, param_count
 from superlab.model.hf import config_to_hf
+from superlab.model.positions import Positions
 from superlab.model.transformer import Transformer
 
 
@@ -93,7 +94,8 @@ def test_under_full_attention_a_key_carries_the_token_before_it():
     model = Transformer(_cfg(True).model_copy(update={"n_layers": 1}))
     idx_BT = torch.randint(0, 50, (1, 8))
     emb_BTD = model.tok_emb(idx_BT).detach().requires_grad_(True)
-    k = model.blocks[0].attn._smear(model.blocks[0].attn.wk(emb_BTD), None, None, None)
+    attn = model.blocks[0].attn
+    k = attn._smear(attn.wk(emb_BTD), Positions(*model.rope(8)))
     k[0, 5].sum().backward()
     reached_T = emb_BTD.grad[0].abs().sum(dim=1) > 0
     assert reached_T.nonzero().flatten().tolist() == [4, 5]

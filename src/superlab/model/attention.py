@@ -6,7 +6,9 @@ layer's kind (``superlab.model.attention_kinds``: ``full``, ``sliding``, ``chunk
 (``attend``) and the cached step (``decode``). This module asks ``get_kind(cfg.kind)`` and
 never tests a kind's name.
 
-With ``doc_ids_BT`` a query also sees only keys of its own document (packed sequences).
+A forward's ``Positions`` (``superlab.model.positions``) carries the rotary tables, and
+``doc_ids_BT`` and ``pos_BT`` where given. With ``doc_ids_BT`` a query also sees only keys
+of its own document (packed sequences).
 ``attention_mask`` is the reference (a boolean T x T mask for SDPA); full attention trains
 on SDPA's ``is_causal`` path and the other shipped kinds on block-wise kernels
 (``attention_blockwise``, ``attention_sparse``) that never build T x T scores and are
@@ -42,6 +44,7 @@ from superlab.model.attention_kinds.kernels import attention_mask, visible
 from superlab.model.cache import LayerKV
 from superlab.model.norm import RMSNorm
 from superlab.model.paged_cache import PagedLayerKV
+from superlab.model.positions import Positions
 from superlab.model.rope import apply_rope
 from superlab.model.token_shift import previous
 
@@ -82,37 +85,28 @@ class Attention(nn.Module):
         self.smear_G = nn.Parameter(torch.zeros(self.n_kv_heads)) if cfg.smear_keys else None
 
     def forward(
-        self,
-        x_BTD: torch.Tensor,
-        cos_TC: torch.Tensor,
-        sin_TC: torch.Tensor,
-        doc_ids_BT: torch.Tensor | None = None,
-        kv: LayerKV | PagedLayerKV | None = None,
-        pos_BT: torch.Tensor | None = None,
+        self, x_BTD: torch.Tensor, positions: Positions, kv: LayerKV | PagedLayerKV | None = None
     ) -> torch.Tensor:
         B, T, _ = x_BTD.shape
         H, G, C = self.n_heads, self.n_kv_heads, self.head_dim
         q_BHTC = self.wq(x_BTD).view(B, T, H, C).transpose(1, 2)
         k_BTD = self.wk(x_BTD)
         if self.smear_G is not None:
-            k_BTD = self._smear(k_BTD, doc_ids_BT, kv, pos_BT)
+            k_BTD = self._smear(k_BTD, positions, kv)
         k_BGSC = k_BTD.view(B, T, G, C).transpose(1, 2)
         v_BGSC = self.wv(x_BTD).view(B, T, G, C).transpose(1, 2)
-        q_BHTC, k_BGSC = self._position(q_BHTC, k_BGSC, cos_TC, sin_TC, pos_BT)
-        y_BHTC = self._mix(q_BHTC, k_BGSC, v_BGSC, doc_ids_BT, kv, pos_BT)
+        q_BHTC, k_BGSC = self._position(q_BHTC, k_BGSC, positions)
+        y_BHTC = self._mix(q_BHTC, k_BGSC, v_BGSC, positions, kv)
         return self.wo(y_BHTC.transpose(1, 2).reshape(B, T, H * C))
 
     def _smear(
-        self,
-        k_BTD: torch.Tensor,
-        doc_ids_BT: torch.Tensor | None,
-        kv: LayerKV | PagedLayerKV | None,
-        pos_BT: torch.Tensor | None,
+        self, k_BTD: torch.Tensor, positions: Positions, kv: LayerKV | PagedLayerKV | None = None
     ) -> torch.Tensor:
         """Smeared keys: s * k_t + (1 - s) * k_{t-1} per key head, sealed at segment edges."""
         B, T, _ = k_BTD.shape
         G, C = self.n_kv_heads, self.head_dim
-        prev_BTD = previous(k_BTD, doc_ids_BT, kv, pos_BT, slot="last_k_BD")
+        pos_BT = positions.pos_BT
+        prev_BTD = previous(k_BTD, positions.doc_ids_BT, kv, pos_BT, slot="last_k_BD")
         segment = self.kind.segment(self.attn_cfg)
         if segment is not None:
             at_BT = torch.arange(T, device=k_BTD.device).expand(B, T) if pos_BT is None else pos_BT
@@ -128,35 +122,31 @@ class Attention(nn.Module):
         q_BHTC: torch.Tensor,
         k_BGSC: torch.Tensor,
         v_BGSC: torch.Tensor,
-        doc_ids_BT: torch.Tensor | None,
+        positions: Positions,
         kv: LayerKV | PagedLayerKV | None,
-        pos_BT: torch.Tensor | None,
     ) -> torch.Tensor:
         """Each query's weighted sum of the values it may see, by this layer's kind."""
         if kv is None:
-            return self.kind.attend(self.attn_cfg, q_BHTC, k_BGSC, v_BGSC, doc_ids_BT)
+            return self.kind.attend(self.attn_cfg, q_BHTC, k_BGSC, v_BGSC, positions.doc_ids_BT)
+        pos_BT = positions.pos_BT
         assert pos_BT is not None, "a cached step needs the positions of its tokens"
         # Prepend the cached keys/values: S = cached + T.
         k_BGSC, v_BGSC, pos_BS = kv.update(k_BGSC, v_BGSC, pos_BT)
         return self.kind.decode(self.attn_cfg, q_BHTC, k_BGSC, v_BGSC, pos_BT, pos_BS)
 
     def _position(
-        self,
-        q_BHTC: torch.Tensor,
-        k_BGTC: torch.Tensor,
-        cos_TC: torch.Tensor,
-        sin_TC: torch.Tensor,
-        pos_BT: torch.Tensor | None,
+        self, q_BHTC: torch.Tensor, k_BGTC: torch.Tensor, positions: Positions
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """QK-norm, then RoPE (or NoPE and its temperature) on q and k at ``pos_BT`` (or 0..)."""
+        """QK-norm, then RoPE (or NoPE and its temperature) on q and k at their positions."""
         if self.q_norm is not None and self.k_norm is not None:
             q_BHTC, k_BGTC = self.q_norm(q_BHTC), self.k_norm(k_BGTC)
         if self.use_rope:
-            q_BHTC = apply_rope(q_BHTC, cos_TC, sin_TC)
-            k_BGTC = apply_rope(k_BGTC, cos_TC, sin_TC)
+            q_BHTC = apply_rope(q_BHTC, positions.cos_TC, positions.sin_TC)
+            k_BGTC = apply_rope(k_BGTC, positions.cos_TC, positions.sin_TC)
             if self.l2_qk:
                 q_BHTC, k_BGTC = l2_norm(q_BHTC, self.eps), l2_norm(k_BGTC, self.eps)
         elif self.temperature is not None:
+            pos_BT = positions.pos_BT
             if pos_BT is None:
                 pos_T = torch.arange(q_BHTC.shape[2], device=q_BHTC.device)
                 scale = nope_temperature(self.temperature, pos_T)[:, None]  # (T, 1)

@@ -47,6 +47,7 @@ from superlab.model.mlp import SwiGLU
 from superlab.model.moe import MoE
 from superlab.model.norm import RMSNorm
 from superlab.model.paged_cache import PagedKVCache, PagedLayerKV
+from superlab.model.positions import Positions
 from superlab.model.rope import RotaryEmbedding
 from superlab.model.token_shift import previous
 from superlab.model.vision import VisionTower, fuse, ignore_image_targets
@@ -77,18 +78,13 @@ class Block(nn.Module):
         )
 
     def forward(
-        self,
-        x_BTD: torch.Tensor,
-        cos_TC: torch.Tensor,
-        sin_TC: torch.Tensor,
-        doc_ids_BT: torch.Tensor | None = None,
-        kv: LayerKV | PagedLayerKV | None = None,
-        pos_BT: torch.Tensor | None = None,
+        self, x_BTD: torch.Tensor, positions: Positions, kv: LayerKV | PagedLayerKV | None = None
     ) -> torch.Tensor:
         h_BTD = self.norm1(x_BTD)
         if self.shift_D is not None:
-            h_BTD = h_BTD + self.shift_D * previous(h_BTD, doc_ids_BT, kv, pos_BT)
-        x_BTD = x_BTD + self.attn(h_BTD, cos_TC, sin_TC, doc_ids_BT, kv, pos_BT)
+            prev_BTD = previous(h_BTD, positions.doc_ids_BT, kv, positions.pos_BT)
+            h_BTD = h_BTD + self.shift_D * prev_BTD
+        x_BTD = x_BTD + self.attn(h_BTD, positions, kv)
         x_BTD = x_BTD + self.mlp(self.norm2(x_BTD))
         return x_BTD
 
@@ -169,12 +165,13 @@ class Transformer(nn.Module):
             table_cos, table_sin = self.rope(max(int(pos_BT.max()), 0) + 1)
             at_BT = pos_BT.clamp(min=0)
             cos_TC, sin_TC = table_cos[at_BT][:, None], table_sin[at_BT][:, None]
+        positions = Positions(cos_TC, sin_TC, doc_ids_BT, pos_BT)
         x_BTD = self.tok_emb(idx_BT)
         if self.vision is not None or pixels_NCHW is not None:
             x_BTD = fuse(self.vision, idx_BT, x_BTD, pixels_NCHW)
         for i, block in enumerate(self.blocks):
             kv = None if cache is None else cache.layers[i]
-            x_BTD = block(x_BTD, cos_TC, sin_TC, doc_ids_BT, kv, pos_BT)
+            x_BTD = block(x_BTD, positions, kv)
         if cache is not None and valid_BT is not None:
             cache.advance(valid_BT)
         if last_only:
