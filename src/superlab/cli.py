@@ -123,20 +123,40 @@ def run(
     _run(_load(recipe, set_), runs_dir, names, quiet)
 
 
-def _single_stage(name: str, about: str) -> None:
-    def command(
-        recipe: RecipeArg,
-        runs_dir: RunsDirOpt = Path("runs"),
-        set_: SetOpt = None,
-        quiet: QuietOpt = False,
-    ) -> None:
-        _run(_load(recipe, set_), runs_dir, [name], quiet)
-
-    command.__doc__ = f"Run only the {name} stage ({about}); same as run --stages {name}."
-    app.command(name=name)(command)
+@app.command()
+def data(
+    recipe: RecipeArg,
+    runs_dir: RunsDirOpt = Path("runs"),
+    set_: SetOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run only the data stage (clean, dedup, tokenizer, shards); same as run --stages data."""
+    _run(_load(recipe, set_), runs_dir, ["data"], quiet)
 
 
-_single_stage("data", "clean, dedup, tokenizer, shards")
+def _resumable(recipe: Recipe, runs_dir: Path, stage: str, quiet: bool, resume: bool) -> None:
+    """Run one training stage (train, sft, pref, rl) alone. Without ``resume``, a stage that
+    left checkpoints is refused (exit 2). Under torchrun, rank 0 runs the stage through the
+    runner and every other rank trains in step with it, writing nothing."""
+    from superlab.common import RunDir
+    from superlab.post import launch as post_launch
+    from superlab.train import launch as train_launch
+
+    run_dir = RunDir(runs_dir / recipe.name)
+    try:
+        if stage == "train":
+            train_launch.check_resume(run_dir, resume)
+        else:
+            post_launch.check_resume(run_dir, stage, resume)
+        if train_launch.rank() != 0:
+            if stage == "train":
+                train_launch.train_worker(recipe, run_dir)
+            else:
+                post_launch.worker(recipe, run_dir, stage)
+            return
+    except (train_launch.ResumeRefused, post_launch.PostResumeRefused) as e:
+        raise _fail(e, 2) from None
+    _run(recipe, runs_dir, [stage], quiet, "run the same command with --resume to continue")
 
 
 @app.command()
@@ -158,19 +178,7 @@ def train(
     """Run only the train stage (as run --stages train, plus --resume). Under torchrun
     (torchrun --nproc-per-node N -m superlab train RECIPE) every rank trains with
     train.distributed (ddp or fsdp) and rank 0 writes."""
-    from superlab.common import RunDir
-    from superlab.train.launch import ResumeRefused, check_resume, rank, train_worker
-
-    r = _load(recipe, set_)
-    run_dir = RunDir(runs_dir / r.name)
-    try:
-        check_resume(run_dir, resume)
-        if rank() != 0:
-            train_worker(r, run_dir)
-            return
-    except ResumeRefused as e:
-        raise _fail(e, 2) from None
-    _run(r, runs_dir, ["train"], quiet, "run the same command with --resume to continue")
+    _resumable(_load(recipe, set_), runs_dir, "train", quiet, resume)
 
 
 PostResumeOpt = Annotated[
@@ -191,23 +199,11 @@ def _post_stage(name: str, about: str) -> None:
         quiet: QuietOpt = False,
         resume: PostResumeOpt = False,
     ) -> None:
-        from superlab.common import RunDir
-        from superlab.post.launch import PostResumeRefused, check_resume, worker
-        from superlab.train.launch import rank
-
         r = _load(recipe, set_)
         if getattr(r, name) is None:
             err.print(f"[red]error:[/] {recipe} has no {name} section", highlight=False)
             raise typer.Exit(2)
-        run_dir = RunDir(runs_dir / r.name)
-        try:
-            check_resume(run_dir, name, resume)
-        except PostResumeRefused as e:
-            raise _fail(e, 2) from None
-        if rank() != 0:
-            worker(r, run_dir, name)
-            return
-        _run(r, runs_dir, [name], quiet, "run the same command with --resume to continue")
+        _resumable(r, runs_dir, name, quiet, resume)
 
     command.__doc__ = (
         f"Run only the {name} stage ({about}); as run --stages {name}, plus --resume. "

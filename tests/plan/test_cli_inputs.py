@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
-from superlab.cli_plan import plan_app
+from superlab.cli_plan import SERVE_INPUTS, TRAIN_INPUTS, plan_app
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = str(ROOT / "scenarios" / "meta-2025.yaml")
@@ -162,3 +163,12 @@ def test_valid_ranges_still_run() -> None:
     assert res.exit_code == 0, res.output
     res = runner.invoke(plan_app, [*SERVE, "--cache-hit-rate", "1", "--daily-users", "1e6:2e6"])
     assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize(("command", "inputs"), [("serve", SERVE_INPUTS), ("train", TRAIN_INPUTS)])
+def test_every_numeric_option_has_a_range(command: str, inputs: dict) -> None:
+    """An ``N`` option given no range is read nowhere; only --tflops (checked against the
+    accelerator's peak) may go without."""
+    options = typer.main.get_command(plan_app).commands[command].params
+    numbers = {p.name for p in options if "lognormal:p10:p90" in (getattr(p, "help", "") or "")}
+    assert numbers - set(inputs) == ({"tflops"} if command == "train" else set())
