@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/plan_validation.py [--draws N] [--seed S]
 
-Each run's published inputs and its source live in ``superlab.plan.validation.RUNS`` and
-``SERVING_RUNS`` (DeepSeek's serving fleet); the scenario and its sources in
+Each run's published inputs and its source live in ``src/superlab/plan/published_runs.yaml``
+(training runs, and DeepSeek's serving fleet); the scenario and its sources in
 ``scenarios/meta-2025.yaml``. Exit status 1 on a FAIL.
 """
 

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from superlab.cli_plan import plan_app
 from superlab.plan import commands
 from superlab.plan.estimate import attention_flops_per_token
-from superlab.plan.validation import causal_attn_flops
+from superlab.plan.published_runs import causal_attn_flops
 
 ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()

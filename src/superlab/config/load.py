@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -46,7 +46,7 @@ def load_yaml(schema: type[M], path: str | Path, overrides: list[str] | None = N
         raise RecipeError(
             f"{path}: a recipe must be a mapping of sections, got {type(raw).__name__}"
         )
-    lines = _line_index(node)
+    lines = line_index(node)
     for item in overrides or []:
         _apply_override(raw, item, path)
         # An overridden field is blamed on the --set option, not on a line of the file.
@@ -56,7 +56,7 @@ def load_yaml(schema: type[M], path: str | Path, overrides: list[str] | None = N
     try:
         return schema.model_validate(raw)
     except ValidationError as e:
-        raise RecipeError(_explain(e, schema, path, lines)) from None
+        raise RecipeError(explain(e, schema, path, lines)) from None
 
 
 def _apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
@@ -76,33 +76,37 @@ def _apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
         cur[parts[-1]] = value
 
 
-def _line_index(
+def line_index(
     node: yaml.Node | None, prefix: tuple[str, ...] = ()
 ) -> dict[tuple[str, ...], int | str]:
-    """Map each dotted key path in the YAML document to its 1-based line."""
+    """Map each dotted key path in the YAML document (``yaml.compose``'s node) to its
+    1-based line."""
     out: dict[tuple[str, ...], int | str] = {}
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             loc = (*prefix, str(key_node.value))
             out[loc] = key_node.start_mark.line + 1
-            out.update(_line_index(value_node, loc))
+            out.update(line_index(value_node, loc))
     elif isinstance(node, yaml.SequenceNode):
         for i, value_node in enumerate(node.value):
             loc = (*prefix, str(i))
             out[loc] = value_node.start_mark.line + 1
-            out.update(_line_index(value_node, loc))
+            out.update(line_index(value_node, loc))
     return out
 
 
-def _explain(
+def explain(
     err: ValidationError,
     schema: type[BaseModel],
     path: Path,
     lines: dict[tuple[str, ...], int | str],
 ) -> str:
+    """One line for ``schema``'s validation errors of the file at ``path`` (at most three):
+    ``FILE:LINE: dotted.field: what is wrong``, ``lines`` from ``line_index``."""
     parts = []
     for e in err.errors():
-        loc = tuple(str(x) for x in e["loc"])
+        # (a validator's wrapper, e.g. "function-before[...]", is not a field)
+        loc = tuple(str(x) for x in e["loc"] if not str(x).startswith("function-"))
         cause = (e.get("ctx") or {}).get("error")
         if isinstance(cause, FieldError):
             loc = (*loc, *cause.field.split("."))
@@ -124,7 +128,7 @@ def _message(e: Any, schema: type[BaseModel], loc: tuple[str, ...]) -> str:
         allowed = _allowed_keys(schema, loc[:-1])
         close = difflib.get_close_matches(loc[-1], allowed, n=1)
         hint = f"; did you mean '{close[0]}'?" if close else ""
-        return f"unknown key{hint} (allowed: {', '.join(allowed)})"
+        return f"unknown key{hint} (allowed: {', '.join(allowed)})" if allowed else "unknown key"
     if kind == "missing":
         return "required field is missing"
     msg = str(e["msg"]).removeprefix("Value error, ")
@@ -136,8 +140,10 @@ def _message(e: Any, schema: type[BaseModel], loc: tuple[str, ...]) -> str:
 def _allowed_keys(schema: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
     """The field names of the section at ``loc`` (for the 'did you mean' hint)."""
     model: type[BaseModel] | None = schema
+    keyed = False  # the part is a key of a dict of sections, e.g. training.<run name>
     for part in loc:
-        if part.isdigit():  # an item of a list section, e.g. model.layer_pattern.1
+        if keyed or part.isdigit():  # or an item of a list section: model.layer_pattern.1
+            keyed = False
             continue
         if model is None:
             return []
@@ -145,6 +151,7 @@ def _allowed_keys(schema: type[BaseModel], loc: tuple[str, ...]) -> list[str]:
         if field is None:
             return []
         model = _model_of(field.annotation)
+        keyed = get_origin(field.annotation) is dict
     return sorted(model.model_fields) if model is not None else []
 
 

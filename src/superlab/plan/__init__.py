@@ -8,7 +8,8 @@ function of keyword numpy arrays returning ``{output: array}``, so
 ``montecarlo.simulate`` gives p10/p50/p90 of every output and ``tornado`` the
 inputs that matter. Modules: catalog, estimate, memory, serving, depreciation,
 tax, scenario (schema/loader), fleet (quarters -> cash), montecarlo, inputs (the
-valid range of every CLI input, one-line errors), validation (published runs),
+valid range of every CLI input, one-line errors), published_runs (their figures and
+sources, from published_runs.yaml), validation (reproducing them),
 commands (what the CLI computes), render (tables; the SVG charts are ``report.plan_charts``).
 """
 

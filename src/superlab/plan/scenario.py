@@ -13,6 +13,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
+from superlab.config.load import explain, line_index
+from superlab.config.section import FieldError
 from superlab.plan.catalog import get_accelerator
 from superlab.plan.montecarlo import Dist, as_input, quantile
 
@@ -30,7 +32,7 @@ def _nonnegative(value: Any) -> float | Dist:
     return x
 
 
-def _fraction(value: Any) -> float | Dist:
+def fraction(value: Any) -> float | Dist:
     x = _nonnegative(value)
     if (x.high if isinstance(x, Dist) else x) > 1:
         raise ValueError(f"must be in [0, 1], got {value!r}")
@@ -39,20 +41,12 @@ def _fraction(value: Any) -> float | Dist:
 
 Number = Annotated[Any, BeforeValidator(as_input)]
 Amount = Annotated[Any, BeforeValidator(_nonnegative)]
-Fraction = Annotated[Any, BeforeValidator(_fraction)]
+Fraction = Annotated[Any, BeforeValidator(fraction)]
 Quarter = Annotated[str, Field(pattern=QUARTER_RE.pattern)]
 
 
 class ScenarioError(ValueError):
     """A scenario that cannot be used; the message names file, line and dotted field."""
-
-
-class FieldError(ValueError):
-    """A cross-field check that failed; ``field`` is the dotted path below the model."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def qindex(quarter: str) -> int:
@@ -309,38 +303,10 @@ def load_scenario(path: str | Path) -> Scenario:
     text = path.read_text("utf-8")
     try:
         raw = yaml.safe_load(text)
-        lines = _lines(yaml.compose(text, Loader=yaml.SafeLoader))
+        lines = line_index(yaml.compose(text, Loader=yaml.SafeLoader))
     except yaml.YAMLError as e:
         raise ScenarioError(f"{path}: invalid YAML: {e}") from None
     try:
         return Scenario.model_validate(raw)
     except ValidationError as e:
-        raise ScenarioError(_explain(e, path, lines)) from None
-
-
-def _lines(node: Any, prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], int]:
-    out: dict[tuple[str, ...], int] = {}
-    if isinstance(node, yaml.MappingNode):
-        items = [(str(k.value), k, v) for k, v in node.value]
-    elif isinstance(node, yaml.SequenceNode):
-        items = [(str(i), v, v) for i, v in enumerate(node.value)]
-    else:
-        return out
-    for key, mark_node, value in items:
-        out[(*prefix, key)] = mark_node.start_mark.line + 1
-        out.update(_lines(value, (*prefix, key)))
-    return out
-
-
-def _explain(err: ValidationError, path: Path, lines: dict[tuple[str, ...], int]) -> str:
-    parts = []
-    for e in err.errors():
-        loc = tuple(str(x) for x in e["loc"] if not str(x).startswith("function-"))
-        cause = (e.get("ctx") or {}).get("error")
-        if isinstance(cause, FieldError):
-            loc = (*loc, *cause.field.split("."))
-        line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
-        where = f"{path}:{line}" if line else str(path)
-        msg = str(e["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {'.'.join(loc) or '(top level)'}: {msg}")
-    return "; ".join(parts[:3]) + (f" (and {len(parts) - 3} more)" if len(parts) > 3 else "")
+        raise ScenarioError(explain(e, Scenario, path, lines)) from None

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from superlab.plan.scenario import _lines
+from superlab.config.load import line_index
 
 
 def _comment_at(lines: list[str], line: int) -> str:
@@ -32,7 +32,7 @@ def sources(path: str | Path) -> dict[str, str]:
     text = Path(path).read_text("utf-8")
     node = yaml.compose(text)
     lines = text.splitlines()
-    found = {".".join(k): _comment_at(lines, n) for k, n in _lines(node).items()} if node else {}
+    found = {".".join(k): _comment_at(lines, int(n)) for k, n in line_index(node).items()}
     return {k: v for k, v in found.items() if v}
 
 
