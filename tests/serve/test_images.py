@@ -328,6 +328,102 @@ def test_a_malformed_image_part_is_a_400_naming_it(server, part):
     assert (err["param"], err["code"]) == ("messages[0].content[0].image_url", "invalid_value")
 
 
+AUDIO = {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}}
+FILE = {
+    "type": "file",
+    "file": {"file_data": "data:application/pdf;base64,JVBERi0=", "filename": "a.pdf"},
+}
+
+
+def assert_unknown_part(r: httpx.Response, param: str) -> None:
+    err = r.json()["error"]
+    assert r.status_code == 400, r.text
+    assert (err["code"], err["param"]) == ("content_part_not_supported", param), err
+    assert err["message"].startswith(f"{param}: ")
+    assert "'text', 'image_url'" in err["message"]  # the supported types, listed
+
+
+def assert_image_role(r: httpx.Response, param: str, role: str) -> None:
+    err = r.json()["error"]
+    assert r.status_code == 400, r.text
+    assert (err["code"], err["param"]) == ("image_role_not_supported", param), err
+    assert f"{role!r} message" in err["message"] and "images go in user messages" in err["message"]
+
+
+@pytest.mark.parametrize("part", [AUDIO, FILE, {"type": "hologram", "text": "hi"}, {"type": ""}])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/tokenize"])
+def test_a_content_part_of_another_type_is_a_400_naming_its_type(server, part, path):
+    """Answering as if the audio (file, ...) were not there would hide it from the client."""
+    text = {"type": "text", "text": "listen"}
+    msgs = [
+        {"role": "system", "content": "Hear."},
+        {"role": "user", "content": [text, image_part(data_url(png(noise(8, 8, 0)))), part]},
+    ]
+    assert_unknown_part(post(server, path, {"messages": msgs}), "messages[1].content[2].type")
+    # in any role, and before any image check (the image here is in the wrong role)
+    msgs = [
+        {"role": "system", "content": [image_part("https://example.com/cat.png")]},
+        {"role": "assistant", "content": [text, part]},
+    ]
+    assert_unknown_part(post(server, path, {"messages": msgs}), "messages[1].content[1].type")
+
+
+@pytest.mark.parametrize("role", ["system", "developer", "assistant", "tool"])
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/tokenize"])
+def test_an_image_outside_a_user_message_is_a_400_naming_it(server, role, path):
+    url = data_url(png(noise(8, 8, 0)))  # a good image, in the wrong place
+    msgs = [
+        {"role": "user", "content": [image_part(url), {"type": "text", "text": "see"}]},
+        {"role": role, "content": [{"type": "text", "text": "and"}, image_part(url)]},
+        {"role": "user", "content": "go on"},
+    ]
+    assert_image_role(post(server, path, {"messages": msgs}), "messages[1].content[1]", role)
+
+
+def test_text_parts_in_every_role_are_served_as_the_plain_string(server, served):
+    roles = ["system", "developer", "user", "assistant", "tool", "user"]
+    parts = [{"type": "text", "text": "Hi "}, {"type": "text", "text": "there"}]
+    msgs = [{"role": role, "content": parts} for role in roles]
+    r = post(server, "/tokenize", {"messages": msgs})
+    plain = [{"role": role, "content": "Hi there"} for role in roles]
+    assert r.json()["tokens"] == served.tokenizer.encode(render_chat(plain)).ids
+    r = post(server, "/v1/chat/completions", {"messages": msgs, "max_tokens": 2})
+    assert r.status_code == 200, r.text
+
+
+def test_a_replayed_refusal_part_is_read_as_its_text_in_an_assistant_message_only(server, served):
+    """OpenAI's assistant messages may carry a refusal part; a client replays it as it got it."""
+    refusal = {"type": "refusal", "refusal": "I can't help with that."}
+    msgs = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": [refusal]}]
+    r = post(server, "/tokenize", {"messages": msgs})
+    plain = [msgs[0], {"role": "assistant", "content": "I can't help with that."}]
+    assert r.json()["tokens"] == served.tokenizer.encode(render_chat(plain)).ids
+    msgs[1]["role"] = "user"
+    assert_unknown_part(
+        post(server, "/tokenize", {"messages": msgs}), "messages[1].content[0].type"
+    )
+
+
+def test_openai_client_sees_the_content_part_errors(server, served):
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=KEY, max_retries=0)
+    url = data_url(png(noise(8, 8, 0)))
+    for messages, code, param in [
+        (
+            [{"role": "user", "content": [AUDIO]}],
+            "content_part_not_supported",
+            "messages[0].content[0].type",
+        ),
+        (
+            [{"role": "system", "content": [image_part(url)]}, {"role": "user", "content": "?"}],
+            "image_role_not_supported",
+            "messages[0].content[0]",
+        ),
+    ]:
+        with pytest.raises(openai.BadRequestError) as e:
+            client.chat.completions.create(model=served.name, messages=messages, max_tokens=2)
+        assert (e.value.status_code, e.value.code, e.value.param) == (400, code, param)
+
+
 def test_more_images_than_the_limit_is_a_400_naming_the_first_one_over(server):
     url = data_url(png(noise(8, 8, 0)))
     content = [image_part(url), {"type": "text", "text": "x"}, image_part(url), image_part(url)]
@@ -424,6 +520,15 @@ def test_a_text_only_model_refuses_an_image(model_dir):
         err = r.json()["error"]
         assert r.status_code == 400 and err["code"] == "image_input_not_supported"
         assert err["param"] == "messages[0].content[1]"
+        # an unknown part type and an image outside a user message come first, whatever the model
+        unknown = {"messages": [{"role": "user", "content": [*content, AUDIO]}]}
+        assert_unknown_part(
+            post(s, "/v1/chat/completions", unknown, "sk-test-1"), "messages[0].content[2].type"
+        )
+        system = {"messages": [{"role": "system", "content": content}]}
+        assert_image_role(
+            post(s, "/v1/chat/completions", system, "sk-test-1"), "messages[0].content[1]", "system"
+        )
         body["messages"][0]["content"] = content[:1]  # the same request without the image
         r = httpx.post(
             s.url + "/v1/chat/completions",

@@ -8,12 +8,21 @@ image is one square tile). The server fetches nothing: any other URL (``http``, 
 as a training split is) and so is the tower's input (``superlab.model.vision.normalize``,
 with the model's ``pixel_mean`` / ``pixel_std``).
 
-Each bad image is a 400 naming its field and a code; the cheap checks (``check``) run
-before anything is tokenized or decoded, the decoding (``pixels``) in a worker thread:
+Each bad image, and each part of a type the server does not take, is a 400 naming its field
+and a code; the cheap checks (``parts``, then ``check``) run before anything is tokenized
+or decoded, the decoding (``pixels``) in a worker thread. ``parts`` refuses whatever the
+model (a text-only one too):
+
+- on ``messages[i].content[j].type``: ``content_part_not_supported`` (a part other than
+  ``text`` or ``image_url``: ``input_audio``, ``file``, ...; ``protocol.content_parts``);
+- on ``messages[i].content[j]``: ``image_role_not_supported`` (an image in a message whose
+  role is not ``user``; OpenAI takes images in user messages only);
+- on ``...image_url``: ``invalid_value`` (not ``{"url": "..."}``).
+
+Then ``check`` and ``pixels``:
 
 - on ``messages[i].content[j]``: ``image_input_not_supported`` (the model has no
   ``model.vision``, or no image token ids), ``too_many_images`` (over ``serve.max_images``);
-- on ``...image_url``: ``invalid_value`` (not ``{"url": "..."}``);
 - on ``...image_url.url``: ``image_url_not_supported`` (not a ``data:`` URL: remote URLs
   are not fetched), ``unsupported_image_format`` (a data URL other than
   ``data:image/png;base64,``, or bytes of another format: JPEG, GIF, ...),
@@ -44,7 +53,7 @@ from superlab.config.vision import VisionConfig
 from superlab.data.images import codec
 from superlab.model.vision import normalize
 from superlab.serve.admission import Ctx, chat_prompt, off_loop
-from superlab.serve.protocol import ApiError, Message
+from superlab.serve.protocol import ApiError, Message, content_parts
 
 
 @dataclass(frozen=True)
@@ -56,25 +65,29 @@ class ImagePart:
 
 
 def parts(messages: Sequence[Message]) -> list[ImagePart]:
-    """The request's image parts in prompt order; a part not shaped ``{"url": str}`` is a 400."""
+    """The request's image parts in prompt order; a part of an unknown type, an image outside
+    a user message, or one not shaped ``{"url": str}`` is a 400, whatever the model."""
     out = []
-    for i, m in enumerate(messages):
-        if isinstance(m.content, str):
+    for param, role, p in content_parts(messages):
+        if p.type != "image_url":
             continue
-        for j, p in enumerate(m.content):
-            if p.type != "image_url":
-                continue
-            param = f"messages[{i}].content[{j}]"
-            obj = p.image_url
-            url = obj.get("url") if isinstance(obj, dict) else None
-            if not isinstance(url, str):
-                raise ApiError(
-                    400,
-                    f'{param}.image_url: expected {{"url": "data:image/png;base64,..."}}',
-                    f"{param}.image_url",
-                    "invalid_value",
-                )
-            out.append(ImagePart(param, url))
+        if role != "user":  # as OpenAI: system, developer, assistant and tool take text only
+            raise ApiError(
+                400,
+                f"{param}: an image_url part in a {role!r} message; images go in user messages",
+                param,
+                "image_role_not_supported",
+            )
+        obj = p.image_url
+        url = obj.get("url") if isinstance(obj, dict) else None
+        if not isinstance(url, str):
+            raise ApiError(
+                400,
+                f'{param}.image_url: expected {{"url": "data:image/png;base64,..."}}',
+                f"{param}.image_url",
+                "invalid_value",
+            )
+        out.append(ImagePart(param, url))
     return out
 
 

@@ -12,6 +12,7 @@ with a ``code``. Ranges are OpenAI's (API reference, "Create chat completion" an
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import (
@@ -155,14 +156,22 @@ class CompletionRequest(_Request):
 
 
 class ContentPart(BaseModel):
-    """One part of a message's content: ``text``, or ``image_url`` (``{"url", "detail"}``,
-    checked and decoded by ``superlab.serve.images``, which names the bad field); parts of
-    other types are ignored."""
+    """One part of a message's content: ``text``, ``image_url`` (``{"url", "detail"}``,
+    checked and decoded by ``superlab.serve.images``, which names the bad field), or, in an
+    assistant message, ``refusal`` (a replayed refusal, read as its text); a part of
+    another type is refused by ``content_parts``."""
 
     model_config = ConfigDict(extra="ignore")
     type: str
     text: str | None = None
     image_url: Any = None
+    refusal: str | None = None
+
+    def piece(self, image: str) -> str:
+        """This part's text: ``image`` for an image, "" for a type we do not take."""
+        if self.type == "image_url":
+            return image
+        return {"text": self.text, "refusal": self.refusal}.get(self.type) or ""
 
 
 class Message(BaseModel):
@@ -176,10 +185,42 @@ class Message(BaseModel):
         where its placeholder tokens go; "" gives the text alone)."""
         if isinstance(self.content, str):
             return self.content
-        return "".join(
-            (p.text or "") if p.type == "text" else image if p.type == "image_url" else ""
-            for p in self.content
-        )
+        return "".join(p.piece(image) for p in self.content)
+
+
+CONTENT_TYPES = ("text", "image_url")
+# OpenAI's assistant messages may also hold a refusal part: a client replays the
+# conversation as it got it, so the part is read as the refusal's text.
+ASSISTANT_TYPES = (*CONTENT_TYPES, "refusal")
+
+
+def content_parts(messages: Sequence[Message]) -> list[tuple[str, str, ContentPart]]:
+    """Every content part in order, with its field (``messages[i].content[j]``) and role.
+
+    A part of a type not in ``CONTENT_TYPES`` is a 400 ``content_part_not_supported`` on its
+    ``.type``, before any part is looked into: OpenAI's ``input_audio`` or ``file``, answered
+    as if absent, would leave the client believing the model heard or read it.
+    """
+    out = []
+    for i, m in enumerate(messages):
+        if isinstance(m.content, str):
+            continue
+        for j, p in enumerate(m.content):
+            param = f"messages[{i}].content[{j}]"
+            types = ASSISTANT_TYPES if m.role == "assistant" else CONTENT_TYPES
+            if p.type not in types:
+                shown = p.type[:40] + ("..." if len(p.type) > 40 else "")
+                supported = ", ".join(repr(t) for t in CONTENT_TYPES)
+                raise ApiError(
+                    400,
+                    f"{param}.type: {shown!r} content parts are not supported in a "
+                    f"{m.role!r} message; this server takes {supported} parts (and "
+                    "'refusal' in assistant messages)",
+                    f"{param}.type",
+                    "content_part_not_supported",
+                )
+            out.append((param, m.role, p))
+    return out
 
 
 class ChatRequest(_Request):
