@@ -40,6 +40,7 @@ from superlab.plan.catalog import (
     Precision,
     get_accelerator,
 )
+from superlab.plan.montecarlo import Draws
 
 
 class EstimateError(ValueError):
@@ -77,19 +78,19 @@ class TrainingEstimate(BaseModel):
 
 def training_outputs(
     *,
-    params_active: Any,
-    tokens: Any,
-    attn_flops_per_token: Any = 0.0,
-    peak_tflops: Any,
-    mfu: Any,
-    goodput: Any = 1.0,
-    num_gpus: Any = 1,
-    power_per_gpu_w: Any = None,
-    pue: Any = 1.2,
-    price_per_gpu_hour: Any = 0.0,
-    capex_per_gpu: Any = None,
-    life_years: Any = 5.0,
-    price_per_mwh: Any = 0.0,
+    params_active: Draws,
+    tokens: Draws,
+    attn_flops_per_token: Draws = 0.0,
+    peak_tflops: Draws,
+    mfu: Draws,
+    goodput: Draws = 1.0,
+    num_gpus: Draws = 1,
+    power_per_gpu_w: Draws | None = None,
+    pue: Draws = 1.2,
+    price_per_gpu_hour: Draws = 0.0,
+    capex_per_gpu: Draws | None = None,
+    life_years: Draws = 5.0,
+    price_per_mwh: Draws = 0.0,
 ) -> dict[str, Any]:
     """Every derived number of a training run, elementwise over numpy arrays or floats."""
     flops_per_token = 6.0 * np.asarray(params_active) + attn_flops_per_token  # Kaplan 2020

@@ -46,6 +46,9 @@ class Dist(BaseModel):
 
 
 Input = float | Dist
+# What a model function receives for an input: a number (a fixed input), or an array of
+# one value per draw (an uncertain one, as ``simulate`` samples it).
+Draws = float | np.ndarray
 
 
 def as_input(value: Any) -> Input:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from superlab.plan.memory import USABLE_FRACTION
+from superlab.plan.montecarlo import Draws
 
 SECONDS_PER_DAY = 86_400.0
 HOURS_PER_YEAR = 8_766.0  # 365.25 days
@@ -52,41 +53,48 @@ MAX_BATCH = 256  # engine cap on concurrent sequences per replica (vLLM's defaul
 
 def serving_outputs(
     *,
-    input_tokens: Any,
-    output_tokens: Any,
-    params_total: Any,
-    params_active: Any,
-    layers: Any,
-    kv_heads: Any,
-    head_dim: Any,
-    peak_tflops: Any,
-    bandwidth_tb_s: Any,
-    memory_gb: Any,
-    daily_users: Any = None,
-    queries_per_user: Any = None,
-    input_tokens_per_day: Any = None,
-    output_tokens_per_day: Any = None,
-    cache_hit_rate: Any = 0.0,
-    peak_to_average: Any = 2.0,
-    gpus_per_replica: Any = 8,
+    # demand: per query (also the KV cache a sequence holds), and how many
+    input_tokens: Draws,
+    output_tokens: Draws,
+    daily_users: Draws | None = None,
+    queries_per_user: Draws | None = None,
+    input_tokens_per_day: Draws | None = None,
+    output_tokens_per_day: Draws | None = None,
+    cache_hit_rate: Draws = 0.0,
+    peak_to_average: Draws = 2.0,
+    # the model's weights (params_total x bytes_per_param) and compute (params_active)
+    params_total: Draws,
+    params_active: Draws,
+    bytes_per_param: Draws = 2.0,
+    # its KV cache per token: 2 (K, V) x layers x kv_heads x head_dim x kv_bytes
+    layers: Draws,
+    kv_heads: Draws,
+    head_dim: Draws,
+    kv_bytes: Draws = 2.0,
+    # the accelerator
+    peak_tflops: Draws,
+    bandwidth_tb_s: Draws,
+    memory_gb: Draws,
+    # the fleet's layout
+    gpus_per_replica: Draws = 8,
     disaggregated: bool = False,
-    prefill_gpus_per_replica: Any = None,
-    decode_gpus_per_replica: Any = None,
-    gpus_per_node: Any = 8,
-    bytes_per_param: Any = 2.0,
-    kv_bytes: Any = 2.0,
-    prefill_mfu: Any = PREFILL_MFU,
-    decode_mbu: Any = DECODE_MBU,
-    decode_mfu: Any = DECODE_MFU,
-    max_batch: Any = MAX_BATCH,
-    prefill_tok_s_per_gpu: Any = None,
-    decode_tok_s_per_gpu: Any = None,
-    prefill_tok_s_per_node: Any = None,
-    decode_tok_s_per_node: Any = None,
-    prefill_measured_hit_rate: Any = 0.0,
-    power_per_gpu_w: Any = None,
-    pue: Any = 1.2,
-    price_per_gpu_hour: Any = 0.0,
+    prefill_gpus_per_replica: Draws | None = None,
+    decode_gpus_per_replica: Draws | None = None,
+    gpus_per_node: Draws = 8,
+    # the engine's efficiency, or measured throughputs instead
+    prefill_mfu: Draws = PREFILL_MFU,
+    decode_mbu: Draws = DECODE_MBU,
+    decode_mfu: Draws = DECODE_MFU,
+    max_batch: Draws = MAX_BATCH,
+    prefill_tok_s_per_gpu: Draws | None = None,
+    decode_tok_s_per_gpu: Draws | None = None,
+    prefill_tok_s_per_node: Draws | None = None,
+    decode_tok_s_per_node: Draws | None = None,
+    prefill_measured_hit_rate: Draws = 0.0,
+    # power and price
+    power_per_gpu_w: Draws | None = None,
+    pue: Draws = 1.2,
+    price_per_gpu_hour: Draws = 0.0,
 ) -> dict[str, Any]:
     """Every derived number of a serving fleet; formulas in the module docstring.
 

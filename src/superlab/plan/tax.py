@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from superlab.plan.montecarlo import Draws
+
 FEDERAL_RATE = 0.21  # IRC 11(b)
 INTEREST_CAP = 0.30  # IRC 163(j)(1)(B)
 MIN_TAX_RATE = 0.15  # IRC 55(b)(2), CAMT
@@ -30,16 +32,16 @@ NOL_LIMIT = 0.80  # IRC 172(a)(2)
 class TaxState:
     """What carries from one period to the next: disallowed interest and losses."""
 
-    interest_carry: Any = 0.0
-    nol: Any = 0.0
+    interest_carry: Draws = 0.0
+    nol: Draws = 0.0
 
 
 def period_tax(
     *,
-    ebitda: Any,
-    tax_depreciation: Any,
-    book_depreciation: Any,
-    interest: Any,
+    ebitda: Draws,
+    tax_depreciation: Draws,
+    book_depreciation: Draws,
+    interest: Draws,
     state: TaxState,
     rate: float = FEDERAL_RATE,
     interest_cap: float = INTEREST_CAP,

@@ -29,11 +29,18 @@ class Rates:
     """What the evaluation found; ``missed`` and ``false_refusals`` list the items."""
 
     redteam: int = 0
-    handled: int = 0
     benign: int = 0
-    refused_benign: int = 0
     missed: list[tuple[str, str]] = field(default_factory=list)
     false_refusals: list[str] = field(default_factory=list)
+
+    @property
+    def handled(self) -> int:
+        """Red-team prompts handled as their category asks."""
+        return self.redteam - len(self.missed)
+
+    @property
+    def refused_benign(self) -> int:
+        return len(self.false_refusals)
 
     @property
     def refusal_rate(self) -> float:
@@ -52,13 +59,11 @@ def evaluate(policy: Policy, redteam: Path, benign: Path) -> Rates:
         v = policy.check(prompt, [prompt])
         want = policy.actions[category]
         ok = v.refused if want == "refuse" else v.action != "allow"
-        r.handled += ok
         if not ok:
             r.missed.append((category, prompt))
     for prompt in yaml.safe_load(benign.read_text()):
         r.benign += 1
         if policy.check(prompt, [prompt]).refused:
-            r.refused_benign += 1
             r.false_refusals.append(prompt)
     return r
 
