@@ -18,9 +18,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from superlab.config.section import FieldError
+from superlab.serve.safety.check import CATEGORIES, ROLES
 from superlab.serve.safety.policy import Policy
 
 
@@ -71,7 +75,6 @@ def evaluate(policy: Policy, redteam: Path, benign: Path) -> Rates:
 # ----------------------------------------------------------------- JSONL sets
 
 SETS = Path(__file__).with_name("sets")
-LABELS = ("harmful", "benign")
 
 
 class SetError(ValueError):
@@ -94,77 +97,74 @@ class Item:
         return "\n".join(c for _, c in self.messages)
 
 
+Role = Literal[ROLES]  # type: ignore[valid-type]
+
+
+class _Turn(BaseModel):
+    role: Role
+    content: str
+
+
+class _Record(BaseModel):
+    """One line of a set, as written: ``prompt`` or ``messages`` (``[role, content]`` pairs
+    or ``{role, content}`` objects), ``label``, and ``category`` when harmful."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    label: Literal["harmful", "benign"]
+    category: str | None = None
+    minor: bool = False
+    prompt: str | None = None
+    messages: list[tuple[Role, str] | _Turn] | None = Field(None, min_length=1)
+    split: str | None = None
+    adversarial: str | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> _Record:
+        if self.label == "harmful" and self.category not in CATEGORIES:
+            raise FieldError("category", f"{self.category!r} is not one of S1..S14")
+        if self.messages is None and self.prompt is None:
+            raise FieldError("prompt", "needs a string `prompt` or a list `messages`")
+        return self
+
+    def item(self) -> Item:
+        if self.messages is None:
+            conv = [("user", self.prompt or "")]
+        else:
+            conv = [(m.role, m.content) if isinstance(m, _Turn) else m for m in self.messages]
+        category = self.category if self.label == "harmful" else None
+        return Item(self.label, category, self.minor, conv, self.split, self.adversarial)
+
+
 def load_set(path: Path) -> list[Item]:
-    """The items of a JSONL set (``prompt`` or ``messages``, ``label``, ``category``...)."""
-    import json
-
-    from superlab.serve.safety.check import CATEGORIES, ROLES
-
-    items = []
+    """The items of a JSONL set (``_Record``); errors name ``file:line: field``."""
     try:
         lines = path.read_text().splitlines()
     except OSError as e:
         raise SetError(f"{path}: cannot read: {e.strerror}") from None
+    items = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        where = f"{path}:{n}"
         try:
-            d = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SetError(f"{where}: not JSON: {e.msg}") from None
-        if not isinstance(d, dict):
-            raise SetError(f"{where}: not a JSON object")
-        label = d.get("label")
-        if label not in LABELS:
-            raise SetError(f"{where}: label: {label!r} is not harmful/benign")
-        cat = d.get("category")
-        if label == "harmful" and cat not in CATEGORIES:
-            raise SetError(f"{where}: category: {cat!r} is not one of S1..S14")
-        if "messages" in d:
-            msgs = d["messages"]
-            ok = (
-                isinstance(msgs, list)
-                and msgs
-                and all(
-                    (
-                        isinstance(m, list | tuple)
-                        and len(m) == 2
-                        and m[0] in ROLES
-                        and isinstance(m[1], str)
-                    )
-                    or (
-                        isinstance(m, dict)
-                        and m.get("role") in ROLES
-                        and isinstance(m.get("content"), str)
-                    )
-                    for m in msgs
-                )
-            )
-            if not ok:
-                raise SetError(
-                    f"{where}: messages: not a list of [role, content] or {{role, content}}"
-                )
-            conv = [
-                (m["role"], m["content"]) if isinstance(m, dict) else (m[0], m[1]) for m in msgs
-            ]
-        elif isinstance(d.get("prompt"), str):
-            conv = [("user", d["prompt"])]
-        else:
-            raise SetError(f"{where}: prompt: needs a string `prompt` or a list `messages`")
-        items.append(
-            Item(
-                label,
-                cat if label == "harmful" else None,
-                bool(d.get("minor", False)),
-                conv,
-                d.get("split"),
-                d.get("adversarial"),
-            )
-        )
+            items.append(_Record.model_validate_json(line).item())
+        except ValidationError as e:
+            raise SetError(f"{path}:{n}: {_first_error(e)}") from None
     if not items:
         raise SetError(f"{path}: no items")
     return items
+
+
+def _first_error(err: ValidationError) -> str:
+    """``field: what is wrong`` for the first error (``not JSON: ...`` for a bad line)."""
+    e = err.errors()[0]
+    if e["type"] == "json_invalid":
+        return f"not JSON: {e['msg']}"
+    if e["type"] == "model_type":
+        return "not a JSON object"
+    cause = (e.get("ctx") or {}).get("error")
+    field = cause.field if isinstance(cause, FieldError) else str(e["loc"][0])  # the record's
+    return f"{field}: {str(e['msg']).removeprefix('Value error, ')}"
 
 
 @dataclass
