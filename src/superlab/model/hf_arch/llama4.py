@@ -36,6 +36,15 @@ DEFAULTS: dict[str, Any] = {
     "attn_scale": 0.1,
     "router_aux_loss_coef": 0.001,
 }
+# What every Llama 4 MoE layer is, whatever its size: from_hf builds it, to_hf requires it.
+ROUTING: dict[str, Any] = {
+    "router": "token_choice",  # dropless (no capacity), one routed expert and a shared one
+    "capacity_factor": None,
+    "num_shared_experts": 1,
+    "score_func": "sigmoid",  # the top-k's raw sigmoid scores gate the expert's input
+    "norm_topk": False,
+    "gate_on": "input",
+}
 
 
 def from_hf(hf: dict[str, Any]) -> dict[str, Any]:
@@ -60,14 +69,10 @@ def from_hf(hf: dict[str, Any]) -> dict[str, Any]:
             num_experts=get(hf, DEFAULTS, "num_local_experts"),
             top_k=get(hf, DEFAULTS, "num_experts_per_tok"),
             expert_hidden=get(hf, DEFAULTS, "intermediate_size"),
-            num_shared_experts=1,
             every=step,
-            router="token_choice",
-            score_func="sigmoid",
-            norm_topk=False,
-            gate_on="input",
             aux_loss_coef=get(hf, DEFAULTS, "router_aux_loss_coef"),
             z_loss_coef=0.0,
+            **ROUTING,
         )
     mlp = mlp_kinds(moe_layers, step, n) if moe_layers else [None] * n
     specs = []
@@ -123,16 +128,7 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
         hf |= {"floor_scale": int(temp.floor_scale), "attn_scale": temp.attn_scale}
     if moe is None:
         return hf
-    require_moe(
-        cfg,
-        TITLE,
-        router="token_choice",
-        score_func="sigmoid",
-        norm_topk=False,
-        gate_on="input",
-        num_shared_experts=1,
-        capacity_factor=None,
-    )
+    require_moe(cfg, TITLE, **ROUTING)
     return hf | {
         "intermediate_size": moe.expert_hidden or cfg.hidden,
         "num_local_experts": moe.num_experts,

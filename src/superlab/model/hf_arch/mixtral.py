@@ -20,6 +20,16 @@ DEFAULTS: dict[str, Any] = {
     "rms_norm_eps": 1e-5,
     "max_position_embeddings": 131072,
 }
+# What every Mixtral MoE layer is, whatever its size: from_hf builds it, to_hf requires it.
+ROUTING: dict[str, Any] = {
+    "every": 1,
+    "router": "token_choice",  # dropless (no capacity), no shared expert
+    "capacity_factor": None,
+    "num_shared_experts": 0,
+    "score_func": "softmax",  # the top-k renormalised, gating the expert's output
+    "norm_topk": True,
+    "gate_on": "output",
+}
 
 
 def from_hf(hf: dict[str, Any]) -> dict[str, Any]:
@@ -28,11 +38,9 @@ def from_hf(hf: dict[str, Any]) -> dict[str, Any]:
     moe = MoEConfig(
         num_experts=hf["num_local_experts"],
         top_k=hf["num_experts_per_tok"],
-        every=1,
-        router="token_choice",
-        score_func="softmax",
         aux_loss_coef=hf.get("router_aux_loss_coef", 0.001),
         z_loss_coef=0.0,
+        **ROUTING,
     )
     attention = AttentionConfig(kind="sliding", window=window) if window else AttentionConfig()
     return {"ffn_hidden": hf["intermediate_size"], "attention": attention, "moe": moe}
@@ -42,17 +50,7 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
     """The ``config.json`` fields only Mixtral has; refuses what it lacks."""
     refuse_set(cfg, "mixtral", ("layer_pattern", "qk_norm", "nope_temperature"))
     kind = kinds(cfg, "mixtral", ("full", "sliding"))[0]
-    moe = require_moe(
-        cfg,
-        TITLE,
-        every=1,
-        router="token_choice",
-        score_func="softmax",
-        norm_topk=True,
-        gate_on="output",
-        num_shared_experts=0,
-        capacity_factor=None,
-    )
+    moe = require_moe(cfg, TITLE, **ROUTING)
     return {
         "intermediate_size": moe.expert_hidden or cfg.hidden,
         "num_local_experts": moe.num_experts,

@@ -37,6 +37,15 @@ DEFAULTS: dict[str, Any] = {
     "decoder_sparse_step": 1,
     "router_aux_loss_coef": 0.001,
 }
+# What every Qwen3-MoE layer is, whatever its size (norm_topk_prob varies by checkpoint):
+# from_hf builds it, to_hf requires it.
+ROUTING: dict[str, Any] = {
+    "router": "token_choice",  # dropless (no capacity), no shared expert
+    "capacity_factor": None,
+    "num_shared_experts": 0,
+    "score_func": "softmax",  # gating the expert's output
+    "gate_on": "output",
+}
 
 
 def from_hf(hf: dict[str, Any]) -> dict[str, Any]:
@@ -62,11 +71,10 @@ def from_hf(hf: dict[str, Any]) -> dict[str, Any]:
         top_k=get(hf, DEFAULTS, "num_experts_per_tok"),
         expert_hidden=get(hf, DEFAULTS, "moe_intermediate_size"),
         every=step,
-        router="token_choice",
-        score_func="softmax",
         norm_topk=bool(hf.get("norm_topk_prob", False)),
         aux_loss_coef=get(hf, DEFAULTS, "router_aux_loss_coef"),
         z_loss_coef=0.0,
+        **ROUTING,
     )
     window = hf.get("sliding_window") if hf.get("use_sliding_window") else None
     attention = AttentionConfig(kind="sliding", window=window) if window else AttentionConfig()
@@ -88,15 +96,7 @@ def to_hf(cfg: ModelConfig) -> dict[str, Any]:
         if spec.model_copy(update={"mlp": None}) != LayerSpec():
             raise ValueError(f"layer_pattern.{j} = {spec!r}: qwen3_moe varies only the MLP")
     kind = kinds(cfg, "qwen3_moe", ("full", "sliding"))[0]
-    moe = require_moe(
-        cfg,
-        TITLE,
-        router="token_choice",
-        score_func="softmax",
-        gate_on="output",
-        num_shared_experts=0,
-        capacity_factor=None,
-    )
+    moe = require_moe(cfg, TITLE, **ROUTING)
     n = cfg.n_layers
     moe_layers = {i for i in range(n) if cfg.is_moe_layer(i)}
     step = moe.every if all((i + 1) % moe.every == 0 for i in moe_layers) else 1
