@@ -83,6 +83,24 @@ def test_target_tokens_override(tmp_path: Path, fake_counts: list) -> None:
     assert plan["at_scale"]["num_gpus"] == 64
 
 
+def test_every_hardware_assumption_of_the_plan_section_reaches_both_estimates(
+    tmp_path: Path, fake_counts: list
+) -> None:
+    given = {
+        "precision": "fp8",
+        "num_gpus": 16,
+        "mfu": 0.3,
+        "goodput": 0.8,
+        "pue": 1.4,
+        "price_per_gpu_hour": 3.0,
+    }
+    ctx = _ctx(tmp_path, plan=given)
+    run(ctx)
+    plan = json.loads(ctx.run.plan.read_text())
+    for estimate in ("this_run", "at_scale"):
+        assert {k: plan[estimate][k] for k in given} == given
+
+
 def test_vocab_size_resolution_order(tmp_path: Path, fake_counts: list) -> None:
     run(_ctx(tmp_path, model={"vocab_size": 5000}))
     assert fake_counts[-2] == ("param_count", 5000)

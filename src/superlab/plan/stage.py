@@ -44,19 +44,11 @@ def resolve_vocab_size(ctx: StageContext) -> tuple[int, str]:
 def _estimate(
     plan: PlanConfig, accelerator: Accelerator, n_matmul: float, attn: float, tokens: float
 ) -> TrainingEstimate:
-    """One estimate with the recipe's hardware assumptions."""
-    return estimate_training(
-        params_active=n_matmul,
-        tokens=tokens,
-        attn_flops_per_token=attn,
-        accelerator=accelerator,
-        precision=plan.precision,
-        num_gpus=plan.num_gpus,
-        mfu=plan.mfu,
-        goodput=plan.goodput,
-        pue=plan.pue,
-        price_per_gpu_hour=plan.price_per_gpu_hour,
-    )
+    """One estimate with the recipe's hardware assumptions: every ``plan`` field but the
+    accelerator's name (``accelerator`` is the entry) and ``target_tokens`` is an
+    ``estimate_training`` input of the same name."""
+    assumptions = plan.model_dump(exclude={"accelerator", "target_tokens"})
+    return estimate_training(n_matmul, tokens, attn, accelerator, **assumptions)
 
 
 def _vision(model: Any) -> dict[str, Any] | None:
