@@ -80,12 +80,42 @@ def parse(model: type[BaseModel], body: Any) -> Any:
     try:
         return model.model_validate(body)
     except ValidationError as e:
-        err = e.errors()[0]
-        param = ".".join(str(p) for p in err["loc"]) or None
+        err = _first(e.errors())
+        param = _param(err["loc"])
         msg = str(err["msg"])[:300]
         raise ApiError(400, f"{param}: {msg}", param, "invalid_value") from None
     except RecursionError:
         raise ApiError(400, "the body is nested too deeply", None, "invalid_body") from None
+
+
+def _is_member(part: object) -> bool:
+    """A union member's tag in an error's location (``str``, ``list[ContentPart]``)."""
+    return isinstance(part, str) and (part in _TYPE_TAGS or "[" in part)
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "none", "list", "dict"}
+
+
+def _first(errors: list[Any]) -> Any:
+    """The first error; where it is one member of a union (``content``: a string or a list
+    of parts), the member's error that got furthest into the value (the list's bad part)."""
+    first = errors[0]
+    tag = next((i for i, p in enumerate(first["loc"]) if _is_member(p)), None)
+    if tag is None:
+        return first
+    same = [e for e in errors if tuple(e["loc"][:tag]) == tuple(first["loc"][:tag])]
+    return max(same, key=lambda e: len(e["loc"]))  # max keeps the first of equals
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    """An error's field as the server names fields: ``messages[1].content[0].type``."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _is_member(part):  # a field, or a key of a map (logit_bias.50256)
+            out += f".{part}" if out else str(part)
+    return out or None
 
 
 INT64 = 2**63
