@@ -249,6 +249,33 @@ def test_prefill_chunks_of_similar_length_share_a_forward():
         assert engine_out[r.id] == run(Engine(_model("full"), _Ids(), 128), [r])[r.id]  # type: ignore[arg-type]
 
 
+def test_a_prefill_forward_pads_at_most_half_its_real_tokens():
+    """A padded prompt slot costs a whole token's compute: one long prompt does not pad
+    eleven short ones to its length (decode rows may pad keys; prompts may not)."""
+    lengths = [97, 12, 10, 9, 8, 7, 6, 5, 5, 4, 4, 3]
+    model = _model("full", max_seq_len=128)
+    engine = Engine(model, _Ids(), 128, kv_block_size=4, prefill_tokens=256)  # type: ignore[arg-type]
+    reqs = [
+        GenRequest(str(i), _prompt(i, n), SamplingParams(max_tokens=1))
+        for i, n in enumerate(lengths)
+    ]
+    seen = []
+    real = model.forward
+
+    def counting(idx_BT, *args, valid_BT=None, **kw):
+        if idx_BT.shape[1] > 1:  # a prefill forward
+            seen.append((idx_BT.numel(), int(valid_BT.sum())))
+        return real(idx_BT, *args, valid_BT=valid_BT, **kw)
+
+    model.forward = counting  # type: ignore[method-assign]
+    out = run(engine, reqs)
+    del model.forward
+    assert sum(r for _, r in seen) == sum(lengths) and len(seen) > 1
+    assert all(padded <= 1.5 * r for padded, r in seen), seen
+    for r in reqs:
+        assert out[r.id] == run(Engine(model, _Ids(), 128), [r])[r.id]  # type: ignore[arg-type]
+
+
 class _Tight(Engine):
     """Splits decode rows of different lengths into forwards at the least padding."""
 

@@ -17,18 +17,23 @@ from .test_engine_paged import _Ids, _model, _prompt, _sampled
 def test_the_budget_follows_the_measured_times() -> None:
     engine = Engine(_model(), _Ids(), 64, kv_block_size=4, prefill_tokens=64)  # type: ignore[arg-type]
     assert engine.prefill_share == 0.5
-    assert engine._prefill_budget(decoding=False) == 64  # nothing decodes: the whole budget
-    assert engine._prefill_budget(decoding=True) == 64  # no decode time measured yet
+    assert engine._prefill_budget(decoding=0) == 64  # nothing decodes: the whole budget
+    assert engine._prefill_budget(decoding=2) == 64  # no decode time measured yet
     engine._decode_s = 0.010
-    assert engine._prefill_budget(decoding=True) == 4  # prefill not measured: one block
+    assert engine._prefill_budget(decoding=2) == 4  # prefill not measured: one block
     engine._prefill_s_per_token = 0.0001  # 0.5 * 10 ms / 0.1 ms = 50 tokens
-    assert engine._prefill_budget(decoding=True) == 50
+    assert engine._prefill_budget(decoding=2) == 50
+    # more requests wait than decode: each gets the same time, share 6 / 2 = 3, not 0.5
+    assert engine._prefill_budget(decoding=2, waiting=6) == 64  # 3 * 10 ms / 0.1 ms = 300
+    engine._prefill_s_per_token = 0.001
+    assert engine._prefill_budget(decoding=2, waiting=1) == 5  # 0.5 * 10 ms / 1 ms
+    assert engine._prefill_budget(decoding=2, waiting=6) == 30  # 3 * 10 ms / 1 ms
     engine._prefill_s_per_token = 0.01  # 0.5 tokens' worth: at least one block
-    assert engine._prefill_budget(decoding=True) == 4
+    assert engine._prefill_budget(decoding=2) == 4
     engine._prefill_s_per_token = 1e-7  # never past prefill_tokens
-    assert engine._prefill_budget(decoding=True) == 64
+    assert engine._prefill_budget(decoding=2) == 64
     engine.prefill_share = None
-    assert engine._prefill_budget(decoding=True) == 64
+    assert engine._prefill_budget(decoding=2) == 64
     with pytest.raises(ValueError, match="prefill_share"):
         Engine(_model(), _Ids(), 64, prefill_share=0)  # type: ignore[arg-type]
 
@@ -78,3 +83,31 @@ def test_a_long_prompt_is_prefilled_in_small_chunks_while_others_decode() -> Non
         assert max(sizes) == most, (share, sizes)
         for r in [*short, long]:
             assert got[r.id] == run(Engine(model, _Ids(), 64), [r])[r.id]  # type: ignore[arg-type]
+
+
+def test_a_burst_of_arrivals_gets_the_time_its_requests_share() -> None:
+    """Two rows decode (about 4 ms a step); eight 12-token prompts arrive at once. Eight
+    wait against two decoding, so prefill gets about 8 / 2 = 4 times the decode time, not
+    0.5: steps prefill more than the one block a lone long prompt gets. Outputs unchanged."""
+    model = _model("full")
+    short = [GenRequest(f"s{i}", _prompt(i, 4), _sampled(i, 30)) for i in range(2)]
+    burst = [GenRequest(f"b{i}", _prompt(20 + i, 12), _sampled(20 + i, 3)) for i in range(8)]
+    engine = Engine(_CostsPerToken(model), _Ids(), 64, kv_block_size=4, prefill_tokens=64)  # type: ignore[arg-type]
+    got: dict[str, list[int]] = {r.id: [] for r in [*short, *burst]}
+    for r in short:
+        engine.submit(r)
+    for _ in range(3):  # both decoding, their decode time measured
+        for d in engine.step():
+            got[d.request_id] += d.token_ids
+    for r in burst:
+        engine.submit(r)
+    sizes = []
+    while not engine.idle:
+        for d in engine.step():
+            got[d.request_id] += d.token_ids
+        stats = engine.stats()
+        if stats["prefill_tokens_last_step"] and stats["decode_tokens_last_step"]:
+            sizes.append(stats["prefill_tokens_last_step"])
+    assert max(sizes) > 4, sizes
+    for r in [*short, *burst]:
+        assert got[r.id] == run(Engine(model, _Ids(), 64), [r])[r.id]  # type: ignore[arg-type]

@@ -31,7 +31,8 @@ class ServeConfig(Section):
         default=0.5,
         gt=0,
         description="while sequences decode, a step's prefill takes about this times their"
-        " decode time (measured), so running streams keep their pace; None = prefill_tokens only",
+        " decode time (measured), or waiting / decoding requests if more, so running streams"
+        " keep their pace; None = prefill_tokens only",
     )
     kv_block_size: int = Field(
         default=16, ge=1, le=1024, description="positions per KV cache block"

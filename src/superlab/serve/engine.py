@@ -539,7 +539,9 @@ class Engine:
                     break
             else:
                 rows.append(s)
-        chunks = self._plan_prefill([s for s in prefill if s in self.running], bool(rows))
+        prefilling = [s for s in prefill if s in self.running]
+        waiting = len(prefilling) + len(self.pending) + len(self.preempted)
+        chunks = self._plan_prefill(prefilling, self._prefill_budget(len(rows), waiting))
         if not rows and not chunks and self.running:  # stuck: the cache is full
             if len(self.running) > 1:
                 self._preempt(max(self.running, key=lambda r: r.order))
@@ -568,7 +570,9 @@ class Engine:
             out += self._advance(batch, logits_BV)
         if rows:
             self._decode_s = time.perf_counter() - started
-        for group in self._groups(chunks):
+        # A padded prompt slot costs a whole token's compute (every layer), a padded key only
+        # its attention: prefill forwards allow no waste beyond the 1.5x rule.
+        for group in self._groups(chunks, waste=0):
             try:
                 out += self._prefill(group)
             except Exception as e:  # a failed prefill fails its own requests only
@@ -579,11 +583,10 @@ class Engine:
                     out[-1].error = reason
         return out
 
-    def _plan_prefill(self, seqs: list[_Seq], decoding: bool) -> list[tuple[_Seq, int]]:
-        """Prompt chunks for this step, oldest sequence first, within the step's budget (an
+    def _plan_prefill(self, seqs: list[_Seq], budget: int) -> list[tuple[_Seq, int]]:
+        """Prompt chunks for this step, oldest sequence first, within ``budget`` tokens (an
         image may take a first chunk past it); each with its blocks reserved."""
         assert self.kv is not None
-        budget = self._prefill_budget(decoding)
         chunks: list[tuple[_Seq, int]] = []
         for s in seqs:
             if budget <= 0:
@@ -599,25 +602,32 @@ class Engine:
             budget -= n
         return chunks
 
-    def _prefill_budget(self, decoding: bool) -> int:
-        """Prompt tokens this step may prefill: ``prefill_tokens``; while sequences decode
-        (``decoding``) and ``prefill_share`` is set, only as many as take about
-        ``prefill_share`` times the decode forwards' time (each measured at the last step
-        that had it), at least one block's worth, so a long prompt arriving costs running
-        streams at most about ``1 + prefill_share`` times their time per token."""
+    def _prefill_budget(self, decoding: int, waiting: int = 1) -> int:
+        """Prompt tokens this step may prefill: ``prefill_tokens``; while ``decoding``
+        sequences decode and ``prefill_share`` is set, only as many as take about ``share``
+        times the decode forwards' time (each measured at the last step that had it), at
+        least one block's worth.
+
+        ``share`` is ``prefill_share``, or ``waiting / decoding`` when more requests wait for
+        their first token (prefilling, queued or preempted) than that: each request, waiting
+        or decoding, gets about the same time. So a long prompt arriving costs running
+        streams at most about ``1 + prefill_share`` times their time per token, and a burst
+        of arrivals is not admitted a block a step behind a few decoding streams."""
         budget = self.prefill_tokens
         if self.prefill_share is None or not decoding or self._decode_s is None:
             return budget
         if self._prefill_s_per_token is None:  # not measured yet: a small first chunk
             return min(budget, self.block_size)
-        fits = int(self.prefill_share * self._decode_s / self._prefill_s_per_token)
+        share = max(self.prefill_share, waiting / decoding)
+        fits = int(share * self._decode_s / self._prefill_s_per_token)
         return min(budget, max(self.block_size, fits))
 
     @staticmethod
     def _groups(rows: list[tuple[_Seq, int]], waste: int = 8192) -> list[list[tuple[_Seq, int]]]:
         """Rows in forwards of similar lengths (prefill chunks: tokens; decode rows: keys),
         each padded to its longest: longest first, a row joins a forward while the padded
-        total stays within 1.5x the real one or wastes at most ``waste`` slots."""
+        total stays within 1.5x the real one or wastes at most ``waste`` slots (decode rows:
+        8192 padded keys cost less than another forward; prefill passes 0)."""
         groups: list[list[tuple[_Seq, int]]] = []
         real = 0
         for s, n in sorted(rows, key=lambda c: -c[1]):
