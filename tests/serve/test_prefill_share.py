@@ -3,6 +3,7 @@ tokens as take about ``prefill_share`` times the decode forwards' time."""
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -54,60 +55,51 @@ class _CostsPerToken(torch.nn.Module):
         return self.inner.new_paged_cache(*a, **kw)
 
 
-def test_a_long_prompt_is_prefilled_in_small_chunks_while_others_decode() -> None:
-    """Two rows decode (about 4 ms a step); a 48-token prompt arrives: with the share, each
-    step prefills about 0.5 * 4 ms / 2 ms = 1 token's worth, so one block (4); without it,
-    the whole prompt at once. Outputs are unchanged either way."""
-    model = _model("full")
+def _while_two_decode(
+    model: torch.nn.Module, late: list[GenRequest], share: float | None = 0.5
+) -> list[int]:
+    """Two rows decode (about 4 ms a step with ``_CostsPerToken``); ``late`` arrive once
+    their decode time is measured. The prompt tokens of each step that also decoded;
+    every request's output is checked equal to it run alone."""
     short = [GenRequest(f"s{i}", _prompt(i, 4), _sampled(i, 30)) for i in range(2)]
-    long = GenRequest("long", _prompt(9, 48), _sampled(9, 3))
-    for share, most in ((0.5, 4), (None, 48)):
-        engine = Engine(
-            _CostsPerToken(model), _Ids(), 64, kv_block_size=4, prefill_tokens=64,
-            prefill_share=share,
-        )  # type: ignore[arg-type]  # fmt: skip
-        got: dict[str, list[int]] = {r.id: [] for r in [*short, long]}
-        for r in short:
-            engine.submit(r)
-        for _ in range(3):  # both decoding, their decode time measured
-            for d in engine.step():
-                got[d.request_id] += d.token_ids
-        engine.submit(long)
-        sizes = []
-        while not engine.idle:
-            for d in engine.step():
-                got[d.request_id] += d.token_ids
-            stats = engine.stats()
-            if stats["prefill_tokens_last_step"] and stats["decode_tokens_last_step"]:
-                sizes.append(stats["prefill_tokens_last_step"])
-        assert max(sizes) == most, (share, sizes)
-        for r in [*short, long]:
-            assert got[r.id] == run(Engine(model, _Ids(), 64), [r])[r.id]  # type: ignore[arg-type]
-
-
-def test_a_burst_of_arrivals_gets_the_time_its_requests_share() -> None:
-    """Two rows decode (about 4 ms a step); eight 12-token prompts arrive at once. Eight
-    wait against two decoding, so prefill gets about 8 / 2 = 4 times the decode time, not
-    0.5: steps prefill more than the one block a lone long prompt gets. Outputs unchanged."""
-    model = _model("full")
-    short = [GenRequest(f"s{i}", _prompt(i, 4), _sampled(i, 30)) for i in range(2)]
-    burst = [GenRequest(f"b{i}", _prompt(20 + i, 12), _sampled(20 + i, 3)) for i in range(8)]
-    engine = Engine(_CostsPerToken(model), _Ids(), 64, kv_block_size=4, prefill_tokens=64)  # type: ignore[arg-type]
-    got: dict[str, list[int]] = {r.id: [] for r in [*short, *burst]}
+    engine = Engine(
+        _CostsPerToken(model), _Ids(), 64, kv_block_size=4, prefill_tokens=64,
+        prefill_share=share,
+    )  # type: ignore[arg-type]  # fmt: skip
+    got: dict[str, list[int]] = {r.id: [] for r in [*short, *late]}
+    sizes = []
     for r in short:
         engine.submit(r)
-    for _ in range(3):  # both decoding, their decode time measured
-        for d in engine.step():
-            got[d.request_id] += d.token_ids
-    for r in burst:
-        engine.submit(r)
-    sizes = []
-    while not engine.idle:
+    for step in itertools.count():
+        if step == 3:
+            for r in late:
+                engine.submit(r)
+        elif step > 3 and engine.idle:
+            break
         for d in engine.step():
             got[d.request_id] += d.token_ids
         stats = engine.stats()
-        if stats["prefill_tokens_last_step"] and stats["decode_tokens_last_step"]:
+        if step >= 3 and stats["prefill_tokens_last_step"] and stats["decode_tokens_last_step"]:
             sizes.append(stats["prefill_tokens_last_step"])
-    assert max(sizes) > 4, sizes
-    for r in [*short, *burst]:
+    for r in [*short, *late]:
         assert got[r.id] == run(Engine(model, _Ids(), 64), [r])[r.id]  # type: ignore[arg-type]
+    return sizes
+
+
+def test_a_long_prompt_is_prefilled_in_small_chunks_while_others_decode() -> None:
+    """A 48-token prompt arrives: with the share, each step prefills about 0.5 * 4 ms / 2 ms
+    = 1 token's worth, so one block (4); without it, the whole prompt at once."""
+    model = _model("full")
+    long = GenRequest("long", _prompt(9, 48), _sampled(9, 3))
+    for share, most in ((0.5, 4), (None, 48)):
+        sizes = _while_two_decode(model, [long], share)
+        assert max(sizes) == most, (share, sizes)
+
+
+def test_a_burst_of_arrivals_gets_the_time_its_requests_share() -> None:
+    """Eight 12-token prompts arrive at once: eight wait against two decoding, so prefill
+    gets about 8 / 2 = 4 times the decode time, not 0.5: steps prefill more than the one
+    block a lone long prompt gets."""
+    burst = [GenRequest(f"b{i}", _prompt(20 + i, 12), _sampled(20 + i, 3)) for i in range(8)]
+    sizes = _while_two_decode(_model("full"), burst)
+    assert max(sizes) > 4, sizes
