@@ -17,18 +17,18 @@ openai = pytest.importorskip("openai", reason="the acceptance test needs the ope
 
 from PIL import Image  # noqa: E402
 
-from superlab.config.recipe import AttentionConfig, ModelConfig, ServeConfig  # noqa: E402
+from superlab.config.recipe import ServeConfig  # noqa: E402
 from superlab.config.vision import VisionConfig  # noqa: E402
 from superlab.data.chat.tokens import special_token  # noqa: E402
 from superlab.data.images import codec  # noqa: E402
-from superlab.model import Transformer, save_model  # noqa: E402
+from superlab.model import save_model  # noqa: E402
 from superlab.model.vision import normalize  # noqa: E402
 from superlab.serve.auth import ApiKey  # noqa: E402
 from superlab.serve.load import BackgroundServer, load_served  # noqa: E402
 from superlab.serve.protocol import CHAT_STOPS, render_chat  # noqa: E402
 from superlab.serve.safety import Policy  # noqa: E402
 
-from .conftest import AllowAll, serve_app  # noqa: E402
+from .conftest import AllowAll, serve_app, tiny_model  # noqa: E402
 
 KEY, QUOTA_KEY = "sk-img", "sk-img-quota"
 IMAGE_TOKENS = ("<|image_start|>", "<|image|>", "<|image_end|>")
@@ -79,23 +79,9 @@ def vision_dir(tmp_path_factory: pytest.TempPathFactory, tokenizer: Tokenizer):
         pixel_mean=[0.4, 0.5, 0.6],
         pixel_std=[0.2, 0.3, 0.4],
     )
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=32,
-        n_layers=2,
-        n_heads=4,
-        n_kv_heads=2,
-        vocab_size=tok.get_vocab_size(),
-        max_seq_len=96,
-        attention=AttentionConfig(kind="full"),
-        tie_embeddings=False,
-        vision=vision,
-    )
-    model = Transformer(cfg).eval()
-    assert model.lm_head is not None
-    with torch.no_grad():  # sharper logits than the 0.02 init: greedy paths with few ties
-        model.lm_head.weight.mul_(50)
-        for p in model.vision.projector.parameters():  # 0.02^3 through three layers: ~0 rows
+    model = tiny_model(tok.get_vocab_size(), "full", 96, vision=vision)
+    with torch.no_grad():  # 0.02^3 through three layers: ~0 rows
+        for p in model.vision.projector.parameters():
             p.mul_(5)
     root = tmp_path_factory.mktemp("runs") / "tiny-vision"
     step = root / "ckpt" / "step-1"
